@@ -1,0 +1,184 @@
+"""Validated settings (pydantic v2) for the model, training and propagation.
+
+Every setting has its bounds in the field; rules that tie fields together are model validators.
+Use :func:`make_config` to build one from user input: it turns pydantic's ``ValidationError`` into
+a :class:`~rescunet_ij.errors.ConfigError` that names the parameter, the value and the fix.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from ..errors import ConfigError
+
+__all__ = [
+    "ModelConfig",
+    "NormalizationConfig",
+    "TrainConfig",
+    "PropagateConfig",
+    "make_config",
+    "nearest_valid_sizes",
+]
+
+DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def nearest_valid_sizes(n: int, multiple: int = 16) -> tuple[int, int]:
+    """The valid sizes (multiples of ``multiple``, at least ``multiple``) just below and above ``n``."""
+    below = max(multiple, (n // multiple) * multiple)
+    above = max(multiple, -(-n // multiple) * multiple)
+    if above == below and n % multiple:
+        above += multiple
+    return below, above
+
+
+def _as_pair(v: Any) -> Any:
+    if isinstance(v, int):
+        return (v, v)
+    if isinstance(v, str):
+        parts = v.lower().replace("x", ",").split(",")
+        return tuple(int(p) for p in parts if p.strip())
+    return v
+
+
+class ModelConfig(_Strict):
+    """Architecture of a ReSCU-Net (see :class:`rescunet_ij.model.rescunet.ReSCUNet`)."""
+
+    input_size: tuple[int, int] = Field(
+        default=(64, 64), description="network input (height, width) in pixels; each divisible by 16"
+    )
+    concatenation_level: int = Field(
+        default=1, ge=0, le=4,
+        description="encoder blocks that see image and previous mask separately before they are joined",
+    )
+    base_filters: int = Field(
+        default=64, ge=4, le=128,
+        description="filters in the first block (64 in the paper; 16 or 32 for small GPUs/CPUs)",
+    )
+    dropout: bool = Field(default=True, description="dropout 0.1..0.5 down / 0.4..0.1 up (training only)")
+    in_channels: int = Field(default=1, ge=1, le=4, description="image channels")
+
+    @field_validator("input_size", mode="before")
+    @classmethod
+    def _pair(cls, v: Any) -> Any:
+        return _as_pair(v)
+
+    @field_validator("input_size")
+    @classmethod
+    def _divisible(cls, v: tuple[int, int]) -> tuple[int, int]:
+        for n in v:
+            if n < 16 or n % 16:
+                lo, hi = nearest_valid_sizes(n)
+                hint = f"{hi}" if n < 16 else f"{lo} or {hi}"
+                raise ValueError(
+                    f"input size {n} is not a multiple of 16 of at least 16 (the network pools 4 times); "
+                    f"use {hint}"
+                )
+        return v
+
+
+class NormalizationConfig(_Strict):
+    """How image intensities are scaled before they enter the network.
+
+    ``percentile`` (default) maps the ``low``/``high`` percentiles of each network window to 0/1,
+    which transfers between movies with different bit depths and exposure. ``max`` divides by the
+    training set's maximum intensity (PyJAMAS' rule); ``max_value`` is filled in by training.
+    """
+
+    mode: Literal["percentile", "max"] = "percentile"
+    low_percentile: float = Field(default=1.0, ge=0.0, lt=50.0)
+    high_percentile: float = Field(default=99.8, gt=50.0, le=100.0)
+    max_value: float | None = Field(default=None, gt=0)
+
+
+class TrainConfig(_Strict):
+    """Training parameters (the seed's dialog plus what a careful user needs)."""
+
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    normalization: NormalizationConfig = Field(default_factory=NormalizationConfig)
+    subimage_size: tuple[int, int] | None = Field(
+        default=None,
+        description="window around each object in native pixels, rescaled to the input size; "
+        "None = the input size (no rescaling)",
+    )
+    learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
+    batch_size: int = Field(default=32, ge=1, le=4096)
+    epochs: int = Field(default=100, ge=1, le=100000)
+    erosion_width: int = Field(default=0, ge=0, le=100, description="erosion applied after prediction")
+    validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    early_stopping_patience: int | None = Field(
+        default=5, ge=1, description="epochs without validation improvement before stopping; None = never"
+    )
+    lr_plateau_patience: int = Field(default=2, ge=1, description="epochs without improvement before the LR is cut")
+    lr_plateau_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
+    weight_w0: float = Field(default=10.0, ge=0.0, description="edge weight amplitude w0")
+    weight_sigma: float = Field(default=5.0, gt=0.0, description="edge weight width sigma, pixels")
+    augment: bool = Field(default=True, description="flips, 90-degree rotations, intensity jitter")
+    seed: int = Field(default=0, ge=0)
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
+    mixed_precision: bool | Literal["auto"] = Field(
+        default="auto", description="bfloat16/float16 autocast; auto = on for CUDA only"
+    )
+    num_workers: int = Field(default=0, ge=0, le=64)
+
+    @field_validator("subimage_size", mode="before")
+    @classmethod
+    def _pair(cls, v: Any) -> Any:
+        return None if v is None else _as_pair(v)
+
+    @field_validator("subimage_size")
+    @classmethod
+    def _positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
+        if v is not None and (len(v) != 2 or min(v) < 8):
+            raise ValueError(f"subimage size must be two numbers of at least 8 pixels, got {v}")
+        return v
+
+    @property
+    def window_size(self) -> tuple[int, int]:
+        """The native-pixel window around each object: the subimage size or the input size."""
+        return tuple(self.subimage_size or self.model.input_size)  # type: ignore[return-value]
+
+
+class PropagateConfig(_Strict):
+    """Settings for applying a trained model to a movie."""
+
+    erosion_width: int | None = Field(default=None, ge=0, le=100, description="None = the model's")
+    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="foreground probability cut-off")
+    tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9, description="overlap of neighbouring tiles")
+    context: float = Field(
+        default=0.25, ge=0.0, le=2.0,
+        description="margin around the previous mask searched for the object, as a fraction of the window",
+    )
+    batch_size: int = Field(default=64, ge=1, le=4096, description="tiles per forward pass")
+    min_area: int = Field(default=4, ge=1, description="objects smaller than this (pixels) count as lost")
+    simplify_tolerance: float = Field(default=0.35, ge=0.0, le=5.0, description="polygon simplification, pixels")
+    device: str = Field(default="auto", pattern=DEVICE_PATTERN)
+    mixed_precision: bool | Literal["auto"] = "auto"
+
+
+C = TypeVar("C", bound=BaseModel)
+
+
+def make_config(cls: type[C], **values: Any) -> C:
+    """Build a config, turning validation problems into one readable :class:`ConfigError`.
+
+    ``None`` values are dropped so callers can pass optional CLI arguments straight through.
+    """
+    values = {k: v for k, v in values.items() if v is not None}
+    try:
+        return cls(**values)
+    except ValidationError as exc:
+        lines = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or cls.__name__
+            msg = err["msg"].removeprefix("Value error, ")
+            got = err.get("input")
+            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+            lines.append(f"{where.replace('_', ' ')}: {msg}{got_s}")
+        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,147 @@
+"""Plain data types shared by every layer (no torch, no Java).
+
+Conventions
+-----------
+* Indices (frame ``t``, plane ``z``, channel ``c``) are **0-based** everywhere in Python.
+  ImageJ's 1-based positions appear only in :mod:`rescunet_ij.io.rois` and :mod:`rescunet_ij.bridge`.
+* Polygon vertices are ``(x, y)`` float pairs in **ImageJ pixel coordinates**: pixel ``(row r,
+  column c)`` covers the square ``[c, c+1) x [r, r+1)``, so its centre is ``(c + 0.5, r + 0.5)``.
+* A movie is an :class:`xarray.DataArray` with dims ``("t", "z", "c", "y", "x")`` (see
+  :func:`rescunet_ij.io.movie.as_movie`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+import numpy as np
+
+AXES = ("t", "z", "c", "y", "x")
+"""The dimension order of every movie inside rescunet-ij."""
+
+
+class Identity(str, Enum):
+    """How the object identity of an input ROI is decided (see :func:`assign_identities`)."""
+
+    AUTO = "auto"
+    PROPERTY = "property"
+    GROUP = "group"
+    NAME = "name"
+    ORDER = "order"
+
+
+@dataclass
+class Outline:
+    """One object's outline in one plane.
+
+    Attributes
+    ----------
+    object_id
+        Stable identity of the object across frames (>= 1).
+    frame
+        0-based time index.
+    polygon
+        ``(n, 2)`` float64 array of ``(x, y)`` vertices in ImageJ pixel coordinates, n >= 3.
+    z
+        0-based z-plane.
+    c
+        0-based channel, or ``None`` when the ROI applies to all channels.
+    name
+        Display name (ImageJ ROI name); ``None`` lets writers choose ``"object-<id>"``.
+    confidence
+        Mean foreground probability inside the predicted mask (``None`` for user outlines).
+    prompt_iou
+        IoU between this outline's mask and the prompt it was predicted from (``None`` for user outlines).
+    """
+
+    object_id: int
+    frame: int
+    polygon: np.ndarray
+    z: int = 0
+    c: int | None = None
+    name: str | None = None
+    confidence: float | None = None
+    prompt_iou: float | None = None
+
+    def __post_init__(self) -> None:
+        self.polygon = np.asarray(self.polygon, dtype=np.float64).reshape(-1, 2)
+        self.object_id = int(self.object_id)
+        self.frame = int(self.frame)
+        self.z = int(self.z)
+
+    @property
+    def display_name(self) -> str:
+        """The name to show in ImageJ: the given name or ``object-<id>``."""
+        return self.name if self.name else f"object-{self.object_id}"
+
+
+@dataclass
+class ObjectMask:
+    """A binary mask stored as a crop of the full plane (keeps memory small for big movies).
+
+    ``mask[i, j]`` is pixel ``(y0 + i, x0 + j)`` of the full plane.
+    """
+
+    y0: int
+    x0: int
+    mask: np.ndarray  # bool (h, w)
+
+    @property
+    def area(self) -> int:
+        return int(self.mask.sum())
+
+    def to_full(self, shape: tuple[int, int]) -> np.ndarray:
+        """Paste into a full ``shape`` boolean plane (clipped to the plane)."""
+        out = np.zeros(shape, dtype=bool)
+        h, w = self.mask.shape
+        ys, xs = max(self.y0, 0), max(self.x0, 0)
+        ye, xe = min(self.y0 + h, shape[0]), min(self.x0 + w, shape[1])
+        if ye > ys and xe > xs:
+            out[ys:ye, xs:xe] = self.mask[ys - self.y0 : ye - self.y0, xs - self.x0 : xe - self.x0]
+        return out
+
+    @classmethod
+    def from_full(cls, mask: np.ndarray, pad: int = 0) -> "ObjectMask":
+        """Crop a full-plane boolean mask to its bounding box (plus ``pad`` pixels, clipped)."""
+        mask = np.asarray(mask, dtype=bool)
+        rows = np.flatnonzero(mask.any(axis=1))
+        if rows.size == 0:
+            return cls(0, 0, np.zeros((0, 0), dtype=bool))
+        cols = np.flatnonzero(mask.any(axis=0))
+        y0 = max(int(rows[0]) - pad, 0)
+        x0 = max(int(cols[0]) - pad, 0)
+        y1 = min(int(rows[-1]) + 1 + pad, mask.shape[0])
+        x1 = min(int(cols[-1]) + 1 + pad, mask.shape[1])
+        return cls(y0, x0, mask[y0:y1, x0:x1].copy())
+
+
+class ObjectStatus(str, Enum):
+    """What happened to one object in one propagated frame."""
+
+    OK = "ok"
+    LOST = "lost"  # the network found nothing: propagation of this object stops here
+
+
+@dataclass
+class ObjectResult:
+    """The prediction for one object in one frame."""
+
+    object_id: int
+    status: ObjectStatus
+    mask: ObjectMask | None
+    outline: Outline | None
+    confidence: float
+    prompt_iou: float
+
+
+@dataclass
+class FrameResult:
+    """Everything predicted for one frame, yielded by the propagation generator."""
+
+    frame: int
+    objects: list[ObjectResult] = field(default_factory=list)
+
+    @property
+    def outlines(self) -> list[Outline]:
+        return [o.outline for o in self.objects if o.outline is not None]
