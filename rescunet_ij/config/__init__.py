@@ -153,7 +153,7 @@ class PropagateConfig(_Strict):
     tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9, description="overlap of neighbouring tiles")
     context: float = Field(
         default=0.25, ge=0.0, le=2.0,
-        description="margin around the previous mask searched for the object, as a fraction of the window",
+        description="margin around the previous mask searched for the object: context/2 x window on each side",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="tiles per forward pass")
     min_area: int = Field(default=4, ge=1, description="objects smaller than this (pixels) count as lost")

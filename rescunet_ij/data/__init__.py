@@ -1,0 +1,1 @@
+"""Training data: window geometry, training-set folders, the torch dataset."""
