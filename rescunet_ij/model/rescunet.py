@@ -1,9 +1,10 @@
 """The ReSCU-Net: a U-Net that segments one object from the image plus its previous mask.
 
 The architecture follows PyJAMAS and the ReSCU-Net paper: four 2x2 max-pooling steps, filters
-``f, 2f, 4f, 8f`` in the encoder and ``16f`` in the bottleneck (``f = 64`` gives 64/128/256/512/1024),
-each block two 3x3 convolutions (padding 1) with ReLU, upsampling by 2x2 transposed convolutions
-with stride 2, concatenation with the skip connection, and a final 1x1 convolution to two classes.
+``f, 2f, 4f, 8f`` in the encoder and ``16f`` in the bottleneck (``f = 64`` gives
+64/128/256/512/1024), each block two 3x3 convolutions (padding 1) with ReLU, upsampling by 2x2
+transposed convolutions with stride 2, concatenation with the skip connection, and a final 1x1
+convolution to two classes.
 
 The previous mask (the "prompt") enters at the *concatenation level* ``L``:
 
@@ -66,7 +67,8 @@ class ReSCUNet(nn.Module):
     in_channels
         Image channels (the previous mask is one extra channel, handled internally).
     base_filters
-        Filters ``f`` of the first block; the blocks have ``f, 2f, 4f, 8f`` and the bottleneck ``16f``.
+        Filters ``f`` of the first block; the encoder blocks have ``f, 2f, 4f, 8f`` and the
+        bottleneck ``16f``.
     concatenation_level
         Where the previous mask joins the image, 0..4 (see the module docstring).
     dropout
@@ -104,7 +106,8 @@ class ReSCUNet(nn.Module):
             or not 0 <= concatenation_level <= POOLINGS
         ):
             raise ValueError(
-                f"concatenation_level must be an integer from 0 to {POOLINGS}, got {concatenation_level!r}"
+                f"concatenation_level must be an integer from 0 to {POOLINGS}, "
+                f"got {concatenation_level!r}"
             )
         self.in_channels = in_channels
         self.base_filters = base_filters
@@ -177,12 +180,14 @@ class ReSCUNet(nn.Module):
             )
         if tuple(prev_mask.shape) != (b, 1, h, w):
             raise ValueError(
-                f"prev_mask must have shape {(b, 1, h, w)} to match the image, got {tuple(prev_mask.shape)}"
+                f"prev_mask must have shape {(b, 1, h, w)} to match the image, "
+                f"got {tuple(prev_mask.shape)}"
             )
         m = 2**POOLINGS
         if h % m or w % m:
             raise ValueError(
-                f"image height and width must be divisible by {m} (the network pools {POOLINGS} times), "
+                f"image height and width must be divisible by {m} "
+                f"(the network pools {POOLINGS} times), "
                 f"got {h}x{w}; crop or pad to e.g. {max(m, h // m * m)}x{max(m, w // m * m)} "
                 f"or {-(-h // m) * m}x{-(-w // m) * m}"
             )
@@ -223,6 +228,6 @@ class ReSCUNet(nn.Module):
                 if i == level - 1:
                     x = torch.cat([x, m], dim=1)
         x = self.bottleneck(x)
-        for up, block, skip in zip(self.upsample, self.decoder, reversed(skips)):
-            x = block(torch.cat([up(x), skip], dim=1))
+        for i in range(POOLINGS):  # deepest first
+            x = self.decoder[i](torch.cat([self.upsample[i](x), skips[-1 - i]], dim=1))
         return self.head(x)

@@ -1,0 +1,356 @@
+"""Tests of the model file (rescunet_ij.io.checkpoint) and atomic writes (rescunet_ij.io.atomic)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import struct
+
+import pytest
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+import rescunet_ij
+from rescunet_ij.config import ModelConfig, NormalizationConfig, TrainConfig
+from rescunet_ij.errors import ConfigError, ModelFileError, OutputExistsError
+from rescunet_ij.io.atomic import atomic_write, atomic_write_bytes, atomic_write_text
+from rescunet_ij.io.checkpoint import LoadedModel, load_model, model_from_network, save_model
+from rescunet_ij.model import ReSCUNet, build_model
+
+
+@pytest.fixture
+def mcfg():
+    return ModelConfig(base_filters=4, concatenation_level=1, input_size=(32, 48))
+
+
+@pytest.fixture
+def net(mcfg):
+    torch.manual_seed(0)
+    return build_model(mcfg)
+
+
+@pytest.fixture
+def saved(tmp_path, net, mcfg):
+    return save_model(tmp_path / "m.rescunet", net, mcfg, NormalizationConfig())
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(2, 1, 32, 48, generator=g), (
+        torch.rand(2, 1, 32, 48, generator=g) > 0.5
+    ).float()
+
+
+def _rewrite(src, dst, *, meta_update=None, drop_meta=(), tensor_update=None):
+    """Copy a model file, changing metadata or tensors (to craft bad files)."""
+    with safe_open(str(src), framework="pt") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k).clone() for k in f.keys()}
+    meta.update(meta_update or {})
+    for k in drop_meta:
+        meta.pop(k, None)
+    if tensor_update:
+        tensor_update(tensors)
+    save_file(tensors, str(dst), metadata=meta)
+    return dst
+
+
+# ----------------------------------------------------------------------------- round trip
+
+
+def test_round_trip_outputs_and_metadata(tmp_path, net, mcfg):
+    tcfg = TrainConfig(model=mcfg, erosion_width=2, subimage_size=(40, 40), epochs=3)
+    norm = NormalizationConfig(mode="max", max_value=4095.0)
+    history = [
+        {"epoch": 1, "loss": 0.5, "val_loss": float("nan")},
+        {"epoch": 2, "loss": torch.tensor(0.25)},
+    ]
+    path = save_model(
+        tmp_path / "sub" / "model.rescunet",
+        net,
+        mcfg,
+        norm,
+        train_config=tcfg,
+        history=history,
+        extra={"note": "hi"},
+    )
+    assert path.is_file()
+    loaded = load_model(path)
+    assert isinstance(loaded, LoadedModel)
+    assert isinstance(loaded.network, ReSCUNet)
+    assert not loaded.network.training
+    assert loaded.model_config == mcfg
+    assert loaded.normalization == norm
+    assert loaded.train_config == tcfg
+    assert loaded.history[0]["epoch"] == 1 and loaded.history[1]["loss"] == 0.25
+    assert loaded.package_version == rescunet_ij.__version__
+    assert loaded.path == path
+    assert loaded.extra == {"note": "hi"}
+    assert loaded.erosion_width == 2
+    assert loaded.window_size == (40, 40)
+
+    net.eval()
+    image, mask = _inputs()
+    with torch.no_grad():
+        assert torch.equal(net(image, mask), loaded.network(image, mask))
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata()
+        assert all(f.get_tensor(k).dtype == torch.float32 for k in f.keys())
+    assert meta["format"] == "rescunet-ij-model" and meta["format_version"] == "1"
+    assert "T" in meta["created"]
+
+
+def test_defaults_without_train_config(saved, mcfg):
+    loaded = load_model(saved, device="cpu")
+    assert loaded.train_config is None
+    assert loaded.history == [] and loaded.extra == {}
+    assert loaded.erosion_width == 0
+    assert loaded.window_size == (32, 48)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch-internal, on importing dynamo
+def test_compiled_prefix_is_stripped(tmp_path, net, mcfg):
+    compiled = torch.compile(net)  # wrapping only; nothing is compiled until it is called
+    path = save_model(tmp_path / "c.rescunet", compiled, mcfg, NormalizationConfig())
+    with safe_open(str(path), framework="pt") as f:
+        assert not any("_orig_mod" in k for k in f.keys())
+    assert isinstance(load_model(path).network, ReSCUNet)
+
+
+def test_any_suffix_is_accepted(tmp_path, net, mcfg):
+    path = save_model(tmp_path / "weights.bin", net, mcfg, NormalizationConfig())
+    assert isinstance(load_model(path).network, ReSCUNet)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch-internal, on importing dynamo
+def test_model_from_network(net, mcfg):
+    net.train()
+    lm = model_from_network(torch.compile(net), mcfg, NormalizationConfig(), history=[{"epoch": 1}])
+    assert lm.network is net and not net.training
+    assert lm.path is None and lm.history == [{"epoch": 1}] and lm.erosion_width == 0
+    assert lm.package_version == rescunet_ij.__version__
+    with pytest.raises(ConfigError, match="does not match"):
+        model_from_network(net, ModelConfig(base_filters=8), NormalizationConfig())
+
+
+def test_save_refuses_wrong_config(tmp_path, net, mcfg):
+    with pytest.raises(ConfigError, match="does not match"):
+        save_model(tmp_path / "x.rescunet", net, ModelConfig(base_filters=8), NormalizationConfig())
+    with pytest.raises(ConfigError, match="train_config.model"):
+        save_model(
+            tmp_path / "x.rescunet",
+            net,
+            mcfg,
+            NormalizationConfig(),
+            train_config=TrainConfig(model=ModelConfig(base_filters=8)),
+        )
+    assert not (tmp_path / "x.rescunet").exists()
+
+
+# ----------------------------------------------------------------------------- overwrite / atomic
+
+
+def test_overwrite_false_refuses_and_keeps_file(saved, net, mcfg):
+    before = saved.read_bytes()
+    with pytest.raises(OutputExistsError) as info:
+        save_model(saved, net, mcfg, NormalizationConfig(), overwrite=False)
+    assert str(saved) in str(info.value) and "overwrite" in str(info.value)
+    assert saved.read_bytes() == before
+    save_model(saved, net, mcfg, NormalizationConfig(), overwrite=True)  # allowed
+
+
+def test_atomic_write_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old content")
+    with pytest.raises(RuntimeError, match="boom"):
+        with atomic_write(target) as fh:
+            fh.write(b"partial new")
+            raise RuntimeError("boom")
+    assert target.read_bytes() == b"old content"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]  # temp file removed
+
+
+def test_atomic_write_success_and_helpers(tmp_path):
+    target = tmp_path / "deep" / "f.txt"
+    atomic_write_text(target, "héllo\n")
+    assert target.read_text(encoding="utf-8") == "héllo\n"
+    atomic_write_bytes(target, b"bytes")
+    assert target.read_bytes() == b"bytes"
+    with pytest.raises(OutputExistsError):
+        atomic_write_bytes(target, b"again", overwrite=False)
+    assert target.read_bytes() == b"bytes"
+    assert sorted(p.name for p in target.parent.iterdir()) == ["f.txt"]
+    with pytest.raises(ValueError, match="mode"):
+        with atomic_write(target, "a"):
+            pass
+
+
+def test_save_model_failure_keeps_old_model(saved, net, mcfg, monkeypatch):
+    before = saved.read_bytes()
+
+    def failing_replace(src, dst):
+        raise OSError("disk full")
+
+    monkeypatch.setattr("rescunet_ij.io.atomic.os.replace", failing_replace)
+    with pytest.raises(OSError, match="disk full"):
+        save_model(saved, net, mcfg, NormalizationConfig())
+    monkeypatch.undo()
+    assert saved.read_bytes() == before
+    assert sorted(p.name for p in saved.parent.iterdir()) == [saved.name]
+    load_model(saved)
+
+
+# ----------------------------------------------------------------------------- refusing bad files
+
+
+class _Evil:
+    """Unpickling this creates a marker file: proof that code ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_evil_pickle_really_runs_code(tmp_path):
+    # Sanity check of the test itself: unpickling the payload does create the marker.
+    marker = tmp_path / "proof"
+    pickle.loads(pickle.dumps(_Evil(marker))).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", ["torch_save", "raw_pickle"])
+def test_refuses_pickles_without_running_them(tmp_path, kind):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.rescunet"
+    if kind == "torch_save":
+        torch.save({"state_dict": {"w": torch.zeros(2)}, "evil": _Evil(marker)}, path)
+        assert path.read_bytes()[:4] == b"PK\x03\x04"
+    else:
+        path.write_bytes(pickle.dumps({"evil": _Evil(marker)}, protocol=4))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert str(path) in msg and "pickle" in msg.lower() and "code" in msg
+    assert not marker.exists()
+
+
+def test_refuses_hdf5(tmp_path):
+    path = tmp_path / "old.h5"
+    path.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 100)
+    with pytest.raises(ModelFileError, match="HDF5"):
+        load_model(path)
+
+
+def test_refuses_random_file(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("this is not a model at all, just some text")
+    with pytest.raises(ModelFileError, match="not a safetensors file"):
+        load_model(path)
+
+
+def test_missing_file_and_folder(tmp_path):
+    with pytest.raises(ModelFileError, match="does not exist"):
+        load_model(tmp_path / "nope.rescunet")
+    with pytest.raises(ModelFileError, match="folder"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("keep", [0, 5, 20, 0.5, -1])
+def test_truncated_file(saved, keep):
+    data = saved.read_bytes()
+    n = (
+        int(len(data) * keep)
+        if isinstance(keep, float)
+        else (len(data) + keep if keep < 0 else keep)
+    )
+    saved.write_bytes(data[:n])
+    with pytest.raises(ModelFileError) as info:
+        load_model(saved)
+    assert str(saved) in str(info.value)
+    assert (
+        "truncated" in str(info.value)
+        or "empty" in str(info.value)
+        or "too short" in str(info.value)
+    )
+
+
+def test_corrupted_header(saved):
+    data = bytearray(saved.read_bytes())
+    data[9:14] = b"\xff\xfe!!#"  # break the JSON header
+    saved.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="corrupted"):
+        load_model(saved)
+
+
+def test_trailing_garbage(saved):
+    saved.write_bytes(saved.read_bytes() + b"junk")
+    with pytest.raises(ModelFileError, match="corrupted"):
+        load_model(saved)
+
+
+def test_newer_format_version(tmp_path, saved):
+    bad = _rewrite(saved, tmp_path / "new.rescunet", meta_update={"format_version": "7"})
+    with pytest.raises(ModelFileError) as info:
+        load_model(bad)
+    msg = str(info.value)
+    assert "newer rescunet-ij (format 7" in msg and "pip install -U rescunet-ij" in msg
+
+
+@pytest.mark.parametrize("fmt", [None, "something-else"])
+def test_missing_or_unknown_format(tmp_path, saved, fmt):
+    update = {} if fmt is None else {"format": fmt}
+    drop = ("format",) if fmt is None else ()
+    bad = _rewrite(saved, tmp_path / "f.rescunet", meta_update=update, drop_meta=drop)
+    with pytest.raises(ModelFileError, match="not a rescunet-ij model"):
+        load_model(bad)
+
+
+def test_plain_safetensors_without_metadata(tmp_path):
+    path = tmp_path / "plain.safetensors"
+    save_file({"w": torch.zeros(3)}, str(path))
+    with pytest.raises(ModelFileError, match="not a rescunet-ij model"):
+        load_model(path)
+
+
+def test_weights_do_not_match_architecture(tmp_path, saved):
+    bigger = ModelConfig(base_filters=8, concatenation_level=1, input_size=(32, 48))
+    bad = _rewrite(
+        saved, tmp_path / "a.rescunet", meta_update={"model_config": bigger.model_dump_json()}
+    )
+    with pytest.raises(ModelFileError, match="do not match its architecture") as info:
+        load_model(bad)
+    assert "wrong shape" in str(info.value)
+
+    bad2 = _rewrite(saved, tmp_path / "b.rescunet", tensor_update=lambda t: t.pop("head.bias"))
+    with pytest.raises(ModelFileError, match="missing tensor"):
+        load_model(bad2)
+
+
+def test_invalid_config_metadata(tmp_path, saved):
+    bad = _rewrite(
+        saved,
+        tmp_path / "c.rescunet",
+        meta_update={"model_config": json.dumps({"base_filters": 3})},
+    )
+    with pytest.raises(ModelFileError, match="model_config"):
+        load_model(bad)
+
+
+def test_nan_weights(tmp_path, saved):
+    def poison(t):
+        t["head.bias"][0] = float("nan")
+
+    bad = _rewrite(saved, tmp_path / "n.rescunet", tensor_update=poison)
+    with pytest.raises(ModelFileError, match="NaN"):
+        load_model(bad)
+
+
+def test_header_length_is_little_endian_u64(saved):
+    # Guards our header parser against drifting from the safetensors layout.
+    data = saved.read_bytes()
+    (n,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + n])
+    assert header["__metadata__"]["format"] == "rescunet-ij-model"
