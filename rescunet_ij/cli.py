@@ -1,0 +1,335 @@
+"""Command-line interface: ``rescunet-ij <command>``. A thin shell over :mod:`rescunet_ij.api`.
+
+Frames, planes and channels are numbered from 1 here, as in ImageJ.
+"""
+
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import __version__
+from .errors import RescunetError
+
+app = typer.Typer(
+    name="rescunet-ij",
+    help="ReSCU-Net segmentation for Fiji/ImageJ: build training sets, train, and propagate object "
+    "outlines (ImageJ RoiSet.zip) through TIFF time-lapse movies. Frames are numbered from 1, as in ImageJ.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
+Channel = Annotated[Optional[int], typer.Option(help="channel to use (1-based) for multi-channel/RGB movies")]
+ZPlane = Annotated[Optional[int], typer.Option("--z", help="z-plane to use (1-based) for movies with z")]
+AxisOpt = Annotated[str, typer.Option(help="propagate along time 't' or through the planes of a z-stack 'z'")]
+IdentityOpt = Annotated[
+    str, typer.Option(help="how ROIs are matched to objects: auto|property|group|name|order")
+]
+
+
+def _console():
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _one_based(value: int | None, what: str) -> int | None:
+    if value is None:
+        return None
+    if value < 1:
+        raise typer.BadParameter(f"{what} numbers start at 1 (as in ImageJ); got {value}")
+    return value - 1
+
+
+def _check_axis(axis: str) -> str:
+    if axis not in ("t", "z"):
+        raise typer.BadParameter(f"--axis must be 't' or 'z', got {axis!r}")
+    return axis
+
+
+@app.command("make-training-set")
+def make_training_set(
+    movie: Annotated[Path, typer.Argument(help="TIFF movie (ImageJ hyperstack or stack)")],
+    rois: Annotated[Path, typer.Argument(help="ImageJ RoiSet.zip with the outlined objects")],
+    out_dir: Annotated[Path, typer.Argument(help="folder to create (one subfolder per sample)")],
+    subimage_size: Annotated[
+        Optional[str], typer.Option(help="window around each object in native pixels, e.g. 64 or 96x64")
+    ] = None,
+    zip_path: Annotated[
+        Optional[Path], typer.Option("--zip", help="also write testtrain.zip for the Colab notebook")
+    ] = None,
+    channel: Channel = None,
+    z: ZPlane = None,
+    axis: AxisOpt = "t",
+    identity: IdentityOpt = "auto",
+    overwrite: Overwrite = False,
+) -> None:
+    """Build a training set (PyJAMAS layout: image/, mask/, prev_mask/ per sample)."""
+    from . import api
+
+    mv = api.read_movie(movie)
+    outlines = api.read_outlines(rois, mv, identity=identity)
+    out = api.make_training_set(
+        mv, outlines, out_dir, subimage_size=_size(subimage_size), channel=_one_based(channel, "channel"),
+        z=_one_based(z, "z-plane"), axis=_check_axis(axis), overwrite=overwrite,
+    )
+    n = sum(1 for p in out.iterdir() if p.is_dir())
+    _console().print(f"[green]wrote {n} training samples to {out}[/green]")
+    if zip_path is not None:
+        zp = api.export_training_zip(out, zip_path, overwrite=overwrite)
+        _console().print(f"[green]wrote {zp}[/green]")
+
+
+def _size(value: str | None):
+    if value is None:
+        return None
+    try:
+        parts = [int(p) for p in value.lower().replace("x", ",").split(",") if p.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"size must be a number or HxW, e.g. 64 or 96x64; got {value!r}") from None
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+@app.command("export-training-zip")
+def export_training_zip(
+    training_dir: Annotated[Path, typer.Argument(help="training-set folder")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="zip to write")] = Path("testtrain.zip"),
+    overwrite: Overwrite = False,
+) -> None:
+    """Pack a training-set folder into testtrain.zip for the Colab notebook."""
+    from . import api
+
+    out = api.export_training_zip(training_dir, output, overwrite=overwrite)
+    _console().print(f"[green]wrote {out}[/green]")
+
+
+@app.command()
+def train(
+    training_dir: Annotated[Path, typer.Argument(help="training-set folder or testtrain.zip")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="model file to write (.rescunet)")],
+    input_size: Annotated[Optional[str], typer.Option(help="network input, divisible by 16 (e.g. 64 or 64x48)")] = None,
+    subimage_size: Annotated[Optional[str], typer.Option(help="window in native pixels (default: from the set)")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="samples per step")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
+    concatenation_level: Annotated[Optional[int], typer.Option(help="0..4")] = None,
+    base_filters: Annotated[Optional[int], typer.Option(help="filters of the first block (64 = paper)")] = None,
+    erosion_width: Annotated[Optional[int], typer.Option(help="erosion after prediction, pixels")] = None,
+    validation_fraction: Annotated[Optional[float], typer.Option(help="held-out fraction")] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience (epochs)")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="percentile (default) or max")] = None,
+    no_augment: Annotated[bool, typer.Option("--no-augment", help="switch augmentation off")] = False,
+    seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Train a ReSCU-Net and save it as one safe model file (plus a CSV and PNG of the curves)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import api
+    from .train.loop import TrainCallbacks
+
+    console = _console()
+    with Progress(
+        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+    ) as progress:
+        task = progress.add_task("train", total=None, epoch=1, info="")
+        state = {"epoch": 1}
+
+        def on_batch_end(i: int, n: int) -> None:
+            progress.update(task, completed=i, total=n, epoch=state["epoch"])
+
+        def on_epoch_end(stats: dict) -> None:
+            state["epoch"] = int(stats.get("epoch", state["epoch"])) + 1
+            val = stats.get("val_loss")
+            info = f"loss {stats.get('train_loss', float('nan')):.4f}"
+            if val is not None:
+                info += f"  val {val:.4f}  val IoU {stats.get('val_iou', float('nan')):.3f}"
+            progress.update(task, info=info, completed=0)
+            console.log(f"epoch {stats.get('epoch')}: {info}")
+
+        result = api.train(
+            training_dir, output, init_from=init_from, overwrite=overwrite,
+            callbacks=TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
+            input_size=_size(input_size), subimage_size=_size(subimage_size), learning_rate=learning_rate,
+            batch_size=batch_size, epochs=epochs, concatenation_level=concatenation_level,
+            base_filters=base_filters, erosion_width=erosion_width, validation_fraction=validation_fraction,
+            early_stopping_patience=patience, normalization=normalization,
+            augment=False if no_augment else None, seed=seed, device=device,
+        )
+    console.print(f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})")
+    console.print(f"training curve: {result.history_png}  history: {result.history_csv}")
+
+
+@app.command()
+def propagate(
+    movie: Annotated[Path, typer.Argument(help="TIFF movie")],
+    rois: Annotated[Path, typer.Argument(help="RoiSet.zip with the seed outlines (and any earlier results)")],
+    model: Annotated[Path, typer.Option(help="trained model file")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="RoiSet.zip to write")],
+    first_frame: Annotated[Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")] = None,
+    last_frame: Annotated[Optional[int], typer.Option(help="last frame to predict (default: end of movie)")] = None,
+    next_frame_only: Annotated[bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")] = False,
+    reverse: Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")] = False,
+    labels: Annotated[Optional[Path], typer.Option(help="also write a label-image TIFF")] = None,
+    report: Annotated[Optional[Path], typer.Option(help="CSV of confidence / IoU per object and frame")] = None,
+    channel: Channel = None,
+    z: ZPlane = None,
+    axis: AxisOpt = "t",
+    identity: IdentityOpt = "auto",
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    batch_size: Annotated[Optional[int], typer.Option(help="windows per forward pass")] = None,
+    erosion_width: Annotated[Optional[int], typer.Option(help="override the model's erosion width")] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Propagate outlines through a movie and write the result as an ImageJ RoiSet.zip."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from . import api
+    from .config import PropagateConfig, make_config
+    from .errors import OutputExistsError
+
+    if next_frame_only and last_frame is not None:
+        raise typer.BadParameter("use either --last-frame or --next-frame-only, not both")
+    for p in (output, labels, report):
+        if p is not None and Path(p).exists() and not overwrite:
+            raise OutputExistsError(f"{p} already exists; choose another name or pass --overwrite")
+    console = _console()
+    cfg = make_config(PropagateConfig, device=device, batch_size=batch_size, erosion_width=erosion_width)
+    mv = api.read_movie(movie)
+    outlines = api.read_outlines(rois, mv, identity=identity)
+    loaded = api.load_model(model)
+    n_frames = int(mv.sizes["t" if axis == "t" else "z"])
+    with Progress(TextColumn("propagating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console) as progress:
+        task = progress.add_task("propagate", total=None)
+
+        def on_frame(fr) -> None:
+            progress.advance(task)
+
+        start = _one_based(first_frame, "frame")
+        end = _one_based(last_frame, "frame")
+        if start is not None:
+            stop = end if end is not None else (0 if reverse else n_frames - 1)
+            progress.update(task, total=1 if next_frame_only else abs(stop - start))
+        run = api.propagate(
+            mv, outlines, loaded, start_frame=start, end_frame=end, next_only=next_frame_only, reverse=reverse,
+            channel=_one_based(channel, "channel"), z=_one_based(z, "z-plane"), axis=_check_axis(axis),
+            config=cfg, on_frame=on_frame,
+        )
+    out = api.write_outlines(output, run.outlines, mv, overwrite=overwrite)
+    console.print(
+        f"[green]wrote {len(run.outlines)} ROIs ({len(run.predicted)} predicted, frames "
+        f"{run.start_frame + 2 if not reverse else run.start_frame}..{run.end_frame + 1}) to {out}[/green]"
+    )
+    if labels is not None:
+        console.print(f"label image: {api.write_labels(labels, run.outlines, mv, overwrite=overwrite)}")
+    if report is not None:
+        console.print(f"report: {_write_report(report, run)}")
+    doubtful = run.doubtful()
+    if doubtful:
+        console.print(f"[yellow]{len(doubtful)} prediction(s) worth a look:[/yellow]")
+        for f, oid, why in doubtful[:15]:
+            console.print(f"  frame {f + 1}, object {oid}: {why}")
+        if len(doubtful) > 15:
+            console.print(f"  ... and {len(doubtful) - 15} more (see --report)")
+
+
+def _write_report(path: Path, run) -> Path:
+    import csv
+    import io
+
+    from .io.atomic import atomic_write
+
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["frame", "object_id", "status", "confidence", "prompt_iou", "area_px"])
+    for fr in run.frames:
+        for ob in fr.objects:
+            w.writerow([fr.frame + 1, ob.object_id, ob.status.value, f"{ob.confidence:.4f}",
+                        f"{ob.prompt_iou:.4f}", ob.mask.area if ob.mask is not None else 0])
+    with atomic_write(path, mode="w") as fh:
+        fh.write(buf.getvalue())
+    return Path(path)
+
+
+@app.command()
+def info(model: Annotated[Path, typer.Argument(help="model file")]) -> None:
+    """Show what a model file holds (architecture, training settings, best epoch)."""
+    from . import api
+
+    m = api.load_model(model)
+    c = _console()
+    c.print(f"[bold]{model}[/bold]  (written by rescunet-ij {m.package_version})")
+    c.print(f"architecture: {m.model_config.model_dump()}")
+    c.print(f"normalisation: {m.normalization.model_dump()}")
+    c.print(f"window (subimage) size: {tuple(m.window_size)}, erosion width: {m.erosion_width}")
+    if m.history:
+        best = min(m.history, key=lambda h: h.get("val_loss") if h.get("val_loss") is not None else h["train_loss"])
+        c.print(f"trained {len(m.history)} epochs; best epoch {best.get('epoch')}: {best}")
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo's files")] = Path("rescunet_demo"),
+    epochs: Annotated[int, typer.Option(help="training epochs")] = 12,
+    device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
+    overwrite: Overwrite = False,
+) -> None:
+    """Run the whole path on bundled synthetic data: training set, training, propagation, pictures."""
+    from .demo import run_demo
+
+    run_demo(output, epochs=epochs, device=device, overwrite=overwrite, console=_console())
+
+
+@app.command()
+def doctor() -> None:
+    """Report the environment (Python, torch, CUDA, Java, ImageJ jar, display) to help with problems."""
+    from .doctor import report
+
+    print(report())
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    print(__version__)
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
+    _console().print(f"[yellow]warning:[/yellow] {message}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code (0 ok, 1 usage, 2 a problem with the input)."""
+    import click
+
+    warnings.showwarning = _show_warning
+    try:
+        app(args=argv, prog_name="rescunet-ij", standalone_mode=False)
+    except RescunetError as exc:
+        _console().print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        return 1
+    except KeyboardInterrupt:
+        _console().print("interrupted; outputs are written atomically, so nothing half-written was left")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

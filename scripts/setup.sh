@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Set up a virtual environment in .venv with rescunet-ij and what it needs.
+#   bash scripts/setup.sh            # the package (CLI + Python API)
+#   bash scripts/setup.sh test       # + test tools, ImageJ 1.x (Debian libij-java), Xvfb
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+want_test=${1:-}
+
+if [ "$want_test" = "test" ] && command -v apt-get >/dev/null 2>&1; then
+    need=""
+    for pkg in libij-java xvfb xauth default-jre-headless; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need="$need $pkg"
+    done
+    # The ROI Manager is an AWT window: a full JRE (libawt_xawt) is needed, not only headless.
+    if ! ls /usr/lib/jvm/*/lib/libawt_xawt.so >/dev/null 2>&1; then need="$need openjdk-17-jre"; fi
+    if [ -n "$need" ]; then
+        echo "installing system packages:$need"
+        SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+        $SUDO apt-get update -q
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends $need
+    fi
+fi
+
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+. .venv/bin/activate
+python -m pip install -q --upgrade pip
+# torch: the CPU wheel (CUDA users: install the torch build for your CUDA first; any torch >= 2.2 works).
+python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0" || python -m pip install -q "torch>=2.2"
+if [ "$want_test" = "test" ]; then
+    python -m pip install -q -e ".[test]"
+else
+    python -m pip install -q -e .
+fi
+echo "ready: . .venv/bin/activate  (then: rescunet-ij --help)"
