@@ -30,11 +30,14 @@ class _Strict(BaseModel):
 
 
 def nearest_valid_sizes(n: int, multiple: int = 16) -> tuple[int, int]:
-    """The valid sizes (multiples of ``multiple``, at least ``multiple``) just below and above ``n``."""
-    below = max(multiple, (n // multiple) * multiple)
-    above = max(multiple, -(-n // multiple) * multiple)
-    if above == below and n % multiple:
-        above += multiple
+    """The valid sizes (multiples of ``multiple``, at least ``multiple``) nearest below and above ``n``.
+
+    A valid ``n`` gives ``(n, n)``; anything under ``multiple`` gives ``(multiple, multiple)``.
+    """
+    if n <= multiple:
+        return multiple, multiple
+    below = (n // multiple) * multiple
+    above = below if n % multiple == 0 else below + multiple
     return below, above
 
 
@@ -75,7 +78,7 @@ class ModelConfig(_Strict):
         for n in v:
             if n < 16 or n % 16:
                 lo, hi = nearest_valid_sizes(n)
-                hint = f"{hi}" if n < 16 else f"{lo} or {hi}"
+                hint = f"{hi}" if lo == hi else f"{lo} or {hi}"
                 raise ValueError(
                     f"input size {n} is not a multiple of 16 of at least 16 (the network pools 4 times); "
                     f"use {hint}"
