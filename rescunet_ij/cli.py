@@ -262,6 +262,49 @@ def _write_report(path: Path, run) -> Path:
 
 
 @app.command()
+def notebook(
+    output: Annotated[Path, typer.Option("-o", "--output", help="notebook to write")] = Path("train_rescunet.ipynb"),
+    training_zip: Annotated[Optional[str], typer.Option(help="training-set zip uploaded next to the notebook")] = None,
+    drive_path: Annotated[Optional[str], typer.Option(help="training set on Google Drive (folder or zip)")] = None,
+    test_movie: Annotated[Optional[str], typer.Option(help="optional test movie to propagate after training")] = None,
+    test_rois: Annotated[Optional[str], typer.Option(help="seed RoiSet.zip for the test movie")] = None,
+    package_spec: Annotated[Optional[str], typer.Option(help="what the notebook pip-installs (default: this version)")] = None,
+    input_size: Annotated[Optional[str], typer.Option(help="network input, divisible by 16")] = None,
+    subimage_size: Annotated[Optional[str], typer.Option(help="window in native pixels")] = None,
+    learning_rate: Annotated[Optional[float], typer.Option()] = None,
+    batch_size: Annotated[Optional[int], typer.Option()] = None,
+    epochs: Annotated[Optional[int], typer.Option()] = None,
+    concatenation_level: Annotated[Optional[int], typer.Option(help="0..4")] = None,
+    base_filters: Annotated[Optional[int], typer.Option()] = None,
+    erosion_width: Annotated[Optional[int], typer.Option()] = None,
+    validation_fraction: Annotated[Optional[float], typer.Option()] = None,
+    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience")] = None,
+    normalization: Annotated[Optional[str], typer.Option(help="percentile or max")] = None,
+    seed: Annotated[Optional[int], typer.Option()] = None,
+    overwrite: Overwrite = False,
+) -> None:
+    """Generate a Colab notebook that trains a ReSCU-Net on a GPU (the seed's "generate training notebook")."""
+    from . import api
+    from .notebook import write_training_notebook
+
+    if training_zip is not None and drive_path is not None:
+        raise typer.BadParameter("use either --training-zip or --drive-path, not both")
+    cfg = api.train_config(
+        input_size=_size(input_size), subimage_size=_size(subimage_size), learning_rate=learning_rate,
+        batch_size=batch_size, epochs=epochs, concatenation_level=concatenation_level, base_filters=base_filters,
+        erosion_width=erosion_width, validation_fraction=validation_fraction, early_stopping_patience=patience,
+        normalization=normalization, seed=seed,
+    )
+    out = write_training_notebook(
+        output, config=cfg, training_zip=None if drive_path else (training_zip or "testtrain.zip"),
+        drive_path=drive_path, test_movie=test_movie, test_rois=test_rois, package_spec=package_spec,
+        overwrite=overwrite,
+    )
+    _console().print(f"[green]wrote {out}[/green]: upload it with your testtrain.zip to Colab "
+                     "(File > Upload notebook), pick a GPU runtime and run all cells")
+
+
+@app.command()
 def info(model: Annotated[Path, typer.Argument(help="model file")]) -> None:
     """Show what a model file holds (architecture, training settings, best epoch)."""
     from . import api
