@@ -1,0 +1,419 @@
+"""The Colab training notebook: generation, validation, the cells' behaviour, and a headless run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from rescunet_ij import __version__, api
+from rescunet_ij.config import ModelConfig, TrainConfig
+from rescunet_ij.errors import ConfigError, MissingExtraError, OutputExistsError
+from rescunet_ij.notebook import (
+    MODEL_FILE,
+    TEST_MODE_ENV,
+    build_training_notebook,
+    write_training_notebook,
+)
+
+nbformat = pytest.importorskip("nbformat")
+
+CELL_IDS = [
+    "introduction", "settings", "gpu-title", "gpu-check", "install-title", "install", "parameters-title",
+    "parameters", "data-title", "data", "train-title", "train", "curve", "save-title", "save", "test-title",
+    "test-movie",
+]
+
+
+@pytest.fixture
+def tiny_config() -> TrainConfig:
+    return api.train_config(base_filters=4, input_size=32, epochs=2, batch_size=8, seed=3)
+
+
+def _cell(nb, cell_id: str) -> str:
+    return next(c.source for c in nb.cells if c.id == cell_id)
+
+
+def _run_cells(nb, ids: list[str], ns: dict | None = None, **overrides) -> dict:
+    """Execute some code cells in one namespace (as a kernel would), after optional overrides."""
+    ns = {} if ns is None else ns
+    for cell_id in ids:
+        exec(compile(_cell(nb, cell_id), cell_id, "exec"), ns)  # noqa: S102 - the cells are ours
+        if cell_id == "settings":
+            ns.update(overrides)
+    return ns
+
+
+# --------------------------------------------------------------------------- generation
+def test_notebook_structure_metadata_and_valid_code(tiny_config):
+    nb = build_training_notebook(config=tiny_config, test_movie="movie.tif", test_rois="RoiSet.zip")
+    nbformat.validate(nb)
+    assert [c.id for c in nb.cells] == CELL_IDS
+    for c in nb.cells:
+        if c.cell_type == "code":
+            compile(c.source, c.id, "exec")  # plain Python: no shell magics
+            assert c.outputs == [] and c.execution_count is None
+    meta = nb.metadata
+    assert meta["accelerator"] == "GPU" and meta["kernelspec"]["name"] == "python3"
+    info = meta["rescunet_ij"]
+    assert info["generator_version"] == __version__
+    assert info["package_spec"] == f"rescunet-ij=={__version__}"
+    assert info["training_zip"] == "testtrain.zip" and info["drive_path"] is None
+    assert TrainConfig.model_validate(info["config"]) == tiny_config
+
+
+def test_config_cell_round_trips_exactly_including_none():
+    cfg = TrainConfig(model=ModelConfig(input_size=(48, 32), base_filters=8, concatenation_level=3),
+                      early_stopping_patience=None, subimage_size=(40, 30), epochs=7, normalization={"mode": "max"})
+    nb = build_training_notebook(config=cfg)
+    src = _cell(nb, "parameters")
+    assert "config = TrainConfig.model_validate_json(" in src
+    ns: dict = {}
+    exec(src, ns)  # noqa: S102 - the generated cell
+    assert ns["config"] == cfg
+    assert ns["config"].early_stopping_patience is None  # not silently back to the default 5
+
+
+def test_introduction_lists_parameters_gpu_hint_and_test_mode(tiny_config):
+    intro = _cell(build_training_notebook(config=tiny_config), "introduction")
+    assert "| `model.base_filters` | `4` |" in intro
+    assert "| `model.input_size` | `[32, 32]` |" in intro
+    assert "| `epochs` | `2` |" in intro
+    assert "Runtime > Change runtime type" in intro
+    assert "testtrain.zip" in intro and "Files" in intro
+    assert TEST_MODE_ENV in intro
+
+
+def test_settings_cell_holds_the_given_values_literally(tiny_config):
+    odd = 'folder "with quotes"\\and backslash/testtrain.zip'
+    nb = build_training_notebook(config=tiny_config, training_zip="mine.zip", drive_path=odd,
+                                 test_movie="m.tif", test_rois="r.zip", package_spec="/work/main")
+    ns = _run_cells(nb, ["settings"])
+    assert ns["TRAINING_ZIP"] == "mine.zip" and ns["DRIVE_PATH"] == odd
+    assert (ns["TEST_MOVIE"], ns["TEST_ROIS"]) == ("m.tif", "r.zip")
+    assert ns["PACKAGE_SPEC"] == "/work/main" and ns["MODEL_FILE"] == MODEL_FILE
+    assert ns["GENERATOR_VERSION"] == __version__ and ns["ALLOW_CPU"] is False
+    assert 'MODEL_FILE = "rescunet_model.rescunet"  #@param {type:"string"}' in _cell(nb, "settings")
+
+
+def test_generation_is_deterministic(tiny_config):
+    a = nbformat.writes(build_training_notebook(config=tiny_config))
+    b = nbformat.writes(build_training_notebook(config=tiny_config))
+    assert a == b
+
+
+# --------------------------------------------------------------------------- validation at generation
+@pytest.mark.parametrize(
+    ("params", "words"),
+    [
+        ({"input_size": 50}, ["input size 50", "48 or 64"]),
+        ({"concatenation_level": 7}, ["concatenation level", "7"]),
+        ({"epochs": 0}, ["epochs"]),
+        ({"learning_rate": -1.0}, ["learning rate"]),
+    ],
+)
+def test_bad_parameters_fail_at_generation(tmp_path, params, words):
+    # The CLI path: flat parameters -> api.train_config -> the generator.
+    with pytest.raises(ConfigError) as err:
+        write_training_notebook(tmp_path / "nb.ipynb", config=api.train_config(**params))
+    assert all(w in str(err.value) for w in words), str(err.value)
+    # The Python path: an unchecked config (or a dict) is validated again by the generator.
+    model = {k: v for k, v in params.items() if k in ModelConfig.model_fields}
+    rest = {k: v for k, v in params.items() if k not in model}
+    raw = TrainConfig.model_construct(
+        **{**TrainConfig().model_dump(), "model": ModelConfig.model_construct(**{**ModelConfig().model_dump(), **model}),
+           **rest}
+    )
+    with pytest.raises(ConfigError) as err2:
+        write_training_notebook(tmp_path / "nb.ipynb", config=raw)
+    assert all(w in str(err2.value) for w in words), str(err2.value)
+    with pytest.raises(ConfigError):
+        build_training_notebook(config={"model": model, **rest})
+    assert not (tmp_path / "nb.ipynb").exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"training_zip": None}, ["no training data", "drive_path"]),
+        ({"training_zip": "training_folder"}, [".zip", "export-training-zip"]),
+        ({"test_movie": "m.tif"}, ["test_rois"]),
+        ({"test_rois": "r.zip"}, ["test_movie"]),
+        ({"drive_path": "a\nb"}, ["line break"]),
+        ({"package_spec": "  "}, ["package_spec is empty"]),
+        ({"training_zip": 3}, ["must be a string"]),
+    ],
+)
+def test_bad_notebook_settings_are_refused(tiny_config, kwargs, words):
+    with pytest.raises(ConfigError) as err:
+        build_training_notebook(config=tiny_config, **kwargs)
+    assert all(w in str(err.value) for w in words), str(err.value)
+
+
+def test_config_must_be_a_train_config():
+    with pytest.raises(ConfigError, match="TrainConfig"):
+        build_training_notebook(config="epochs=3")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- writing
+def test_write_is_atomic_and_refuses_to_overwrite(tmp_path, tiny_config):
+    path = tmp_path / "train_rescunet.ipynb"
+    out = write_training_notebook(path, config=tiny_config)
+    assert out == path
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert [c.id for c in nb.cells] == CELL_IDS
+    before = path.read_bytes()
+    with pytest.raises(OutputExistsError):
+        write_training_notebook(path, config=api.train_config(epochs=9))
+    assert path.read_bytes() == before
+    with pytest.raises(ConfigError):  # a bad config never touches the existing file either
+        write_training_notebook(path, config=api.train_config(epochs=9).model_copy(update={"epochs": -1}),
+                                overwrite=True)
+    assert path.read_bytes() == before
+    write_training_notebook(path, config=api.train_config(epochs=9), overwrite=True)
+    assert nbformat.read(path, as_version=4).metadata["rescunet_ij"]["config"]["epochs"] == 9
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]  # no temporary files left
+
+
+def test_notebook_file_must_end_in_ipynb(tmp_path, tiny_config):
+    with pytest.raises(ConfigError, match=r"\.ipynb"):
+        write_training_notebook(tmp_path / "notebook.json", config=tiny_config)
+
+
+def test_missing_nbformat_names_the_extra(monkeypatch, tmp_path, tiny_config):
+    monkeypatch.setitem(sys.modules, "nbformat", None)  # makes `import nbformat` raise ImportError
+    with pytest.raises(MissingExtraError) as err:
+        write_training_notebook(tmp_path / "nb.ipynb", config=tiny_config)
+    assert "nbformat" in str(err.value) and "rescunet-ij[notebook]" in str(err.value)
+    assert err.value.extra == "notebook"
+    with pytest.raises(MissingExtraError):
+        build_training_notebook(config=tiny_config)
+    assert not (tmp_path / "nb.ipynb").exists()
+
+
+def test_importing_the_module_needs_neither_nbformat_nor_torch():
+    code = (
+        "import sys; sys.modules['nbformat'] = None; import rescunet_ij.notebook; "
+        "assert 'torch' not in sys.modules, 'torch imported'; assert 'rescunet_ij.api' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- the cells' behaviour
+def test_gpu_check_refuses_a_cpu_runtime_with_instructions(monkeypatch, tiny_config):
+    pytest.importorskip("torch")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    nb = build_training_notebook(config=tiny_config)
+    monkeypatch.delenv(TEST_MODE_ENV, raising=False)
+    with pytest.raises(RuntimeError) as err:
+        _run_cells(nb, ["settings", "gpu-check"])
+    assert "Runtime > Change runtime type" in str(err.value) and "GPU" in str(err.value)
+    monkeypatch.setenv(TEST_MODE_ENV, "1")
+    ns = _run_cells(nb, ["settings", "gpu-check"])
+    assert ns["TEST_MODE"] and ns["GPU_NAME"] is None
+    # A config that asks for the CPU explicitly needs no GPU either.
+    monkeypatch.delenv(TEST_MODE_ENV)
+    cpu_nb = build_training_notebook(config=tiny_config.model_copy(update={"device": "cpu"}))
+    assert _run_cells(cpu_nb, ["settings", "gpu-check"])["ALLOW_CPU"] is True
+
+
+def test_install_cell_pins_the_version_and_reports_pip_failures(monkeypatch, tiny_config):
+    nb = build_training_notebook(config=tiny_config)
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        code = 0 if len(calls) == 1 else 1
+        return subprocess.CompletedProcess(cmd, code, stdout="pip says hi", stderr="pip error text")
+
+    monkeypatch.delenv(TEST_MODE_ENV, raising=False)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    _run_cells(nb, ["settings", "install"], subprocess=subprocess)
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", f"rescunet-ij=={__version__}"]]
+    with pytest.raises(RuntimeError, match="PACKAGE_SPEC"):
+        _run_cells(nb, ["settings", "install"], subprocess=subprocess)
+    monkeypatch.setenv(TEST_MODE_ENV, "1")
+    calls.clear()
+    _run_cells(nb, ["settings", "install"], subprocess=subprocess)
+    assert calls == []  # test mode: nothing installed
+
+
+def _write_fake_set(folder: Path, n: int = 3) -> Path:
+    for i in range(n):
+        for part in ("image", "mask", "prev_mask"):
+            d = folder / f"sample{i}" / part
+            d.mkdir(parents=True)
+            (d / f"sample{i}.tif").write_bytes(b"")
+    return folder
+
+
+def _zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> Path:
+    with zipfile.ZipFile(zip_path, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            zf.write(p, prefix + p.relative_to(folder).as_posix())
+    return zip_path
+
+
+def test_data_cell_explains_a_missing_upload(monkeypatch, tmp_path, tiny_config):
+    monkeypatch.chdir(tmp_path)
+    nb = build_training_notebook(config=tiny_config)
+    with pytest.raises(FileNotFoundError) as err:
+        _run_cells(nb, ["settings", "data"], IN_COLAB=True)
+    msg = str(err.value)
+    assert "testtrain.zip" in msg and "upload" in msg.lower() and "Files pane on the left" in msg
+    with pytest.raises(FileNotFoundError, match="next to this notebook"):
+        _run_cells(nb, ["settings", "data"])
+
+
+def test_data_cell_unpacks_nested_zips_and_checks_the_layout(monkeypatch, tmp_path, tiny_config):
+    monkeypatch.chdir(tmp_path)
+    src = _write_fake_set(tmp_path / "src")
+    (src / "incomplete" / "image").mkdir(parents=True)
+    _zip_folder(src, tmp_path / "testtrain.zip", prefix="my_set/")
+    nb = build_training_notebook(config=tiny_config)
+    ns = _run_cells(nb, ["settings", "data"])
+    assert ns["TRAINING_SET"] == Path("rescunet_training_set") / "my_set"
+    assert [p.name for p in ns["complete"]] == ["sample0", "sample1", "sample2"]
+    assert ns["incomplete"] == ["incomplete"] and ns["DATA_DIR"] is None
+    # Not a training set, not a zip, or a zip that escapes its folder: clear errors.
+    with zipfile.ZipFile(tmp_path / "testtrain.zip", "w") as zf:
+        zf.writestr("notes/readme.txt", "hello")
+    with pytest.raises(ValueError, match="image/, mask/ and prev_mask/"):
+        _run_cells(nb, ["settings", "data"])
+    (tmp_path / "testtrain.zip").write_bytes(b"PK\x03\x04 truncated upload")
+    with pytest.raises(ValueError, match="not a valid zip"):
+        _run_cells(nb, ["settings", "data"])
+    with zipfile.ZipFile(tmp_path / "testtrain.zip", "w") as zf:
+        zf.writestr("../evil.txt", "x")
+    with pytest.raises(ValueError, match="outside its folder"):
+        _run_cells(nb, ["settings", "data"])
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_data_cell_reads_a_drive_folder(monkeypatch, tmp_path, tiny_config):
+    monkeypatch.chdir(tmp_path)
+    drive = tmp_path / "drive" / "rescunet"
+    drive.mkdir(parents=True)
+    _zip_folder(_write_fake_set(tmp_path / "src", 2), drive / "testtrain.zip")
+    # Outside Colab the Drive path is an ordinary path; a folder holding TRAINING_ZIP uses that zip.
+    nb = build_training_notebook(config=tiny_config, drive_path=str(drive))
+    ns = _run_cells(nb, ["settings", "data"])
+    assert len(ns["complete"]) == 2 and ns["DATA_DIR"] == drive
+    # A training-set folder itself works too (no unpacking).
+    folder_nb = build_training_notebook(config=tiny_config, drive_path=str(tmp_path / "src"))
+    ns = _run_cells(folder_nb, ["settings", "data"])
+    assert ns["TRAINING_SET"] == tmp_path / "src" and len(ns["complete"]) == 2
+    missing_nb = build_training_notebook(config=tiny_config, drive_path=str(tmp_path / "nowhere.zip"))
+    with pytest.raises(FileNotFoundError, match="DRIVE_PATH"):
+        _run_cells(missing_nb, ["settings", "data"])
+
+
+# --------------------------------------------------------------------------- a real headless run
+def _kernel_for_this_python(root: Path) -> str:
+    """A kernelspec that runs exactly this interpreter (the venv's), found through JUPYTER_PATH."""
+    name = "rescunet-test-venv"
+    spec = root / "kernels" / name
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "rescunet-ij test venv",
+        "language": "python",
+    }))
+    return name
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
+    nbclient = pytest.importorskip("nbclient")
+    pytest.importorskip("ipykernel")
+    from rescunet_ij.demo import labels_to_outlines
+    from rescunet_ij.sample_data import synthetic_movie
+
+    # A tiny training set as the user would upload it, and a test movie with frame-1 seeds.
+    work = tmp_path / "colab"
+    work.mkdir()
+    sim = synthetic_movie(6, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=5)
+    movie = api.as_movie(sim.images, dims="tyx")
+    tset = api.make_training_set(movie, labels_to_outlines(sim.labels), tmp_path / "set", subimage_size=48)
+    api.export_training_zip(tset, work / "testtrain.zip")
+    test_sim = synthetic_movie(4, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=6)
+    test_movie = api.as_movie(test_sim.images, dims="tyx")
+    from rescunet_ij.io.movie import write_movie
+
+    write_movie(work / "movie.tif", test_movie)
+    api.write_outlines(work / "seeds.zip", labels_to_outlines(test_sim.labels, range(1)), test_movie)
+
+    cfg = api.train_config(base_filters=4, input_size=32, epochs=2, batch_size=8, device="cpu", seed=1)
+    path = write_training_notebook(tmp_path / "train_rescunet.ipynb", config=cfg, test_movie="movie.tif",
+                                   test_rois="seeds.zip", package_spec="/work/main")
+    nb = nbformat.read(path, as_version=4)
+    probe = nbformat.v4.new_code_cell(
+        "import sys, rescunet_ij\nprint('INTERPRETER', sys.executable)\nprint('PACKAGE', rescunet_ij.__file__)",
+        id="probe",
+    )
+    nb.cells.insert(0, probe)
+
+    # The kernel imports the rescunet_ij these tests import (the checkout, installed or not).
+    checkout = str(Path(api.__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    monkeypatch.setenv(TEST_MODE_ENV, "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    kernel = _kernel_for_this_python(tmp_path / "jupyter")
+    client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=120, resources={"metadata": {"path": str(work)}})
+    client.execute()
+
+    def text(cell_id: str) -> str:
+        cell = next(c for c in nb.cells if c.id == cell_id)
+        return "".join(o.get("text", "") for o in cell.outputs if o.output_type == "stream")
+
+    def has_png(cell_id: str) -> bool:
+        cell = next(c for c in nb.cells if c.id == cell_id)
+        return any("image/png" in o.get("data", {}) for o in cell.outputs)
+
+    assert f"INTERPRETER {sys.executable}" in text("probe")
+    assert "PACKAGE " + str(Path(api.__file__).resolve().parent / "__init__.py") in text("probe")
+    assert "test mode" in text("gpu-check") and "test mode: not installing" in text("install")
+    assert "training set:" in text("data")
+    assert "subimage size 48 x 48 (from the training set)" in text("train")  # as `rescunet-ij train` does
+    assert "epoch 1/2" in text("train") and "epoch 2/2" in text("train")
+    assert has_png("curve"), "the training curve is not shown"
+    assert has_png("test-movie"), "the test overlay is not shown"
+
+    model_path = work / MODEL_FILE
+    loaded = api.load_model(model_path)
+    assert tuple(loaded.model_config.input_size) == (32, 32) and loaded.model_config.base_filters == 4
+    assert tuple(loaded.window_size) == (48, 48)
+    run = api.propagate(test_movie, labels_to_outlines(test_sim.labels, range(1)), model_path)
+    assert {fr.frame for fr in run.frames} == {1, 2, 3}
+    # Two epochs teach the network little, so only the mechanics are checked: the notebook wrote
+    # the same outlines this propagation gives (seeds included).
+    result_rois = api.read_outlines(work / "test_RoiSet_propagated.zip", test_movie)
+    assert sorted((o.frame, o.object_id) for o in result_rois) == sorted((o.frame, o.object_id) for o in run.outlines)
+    assert {(o.frame, o.object_id) for o in result_rois} >= {(0, 1), (0, 2)}
+    assert (work / "test_overlay.png").stat().st_size > 1000
+
+
+def test_cli_command_writes_a_notebook_and_refuses_bad_parameters(tmp_path, capsys):
+    from rescunet_ij.cli import main
+
+    out = tmp_path / "train_rescunet.ipynb"
+    assert main(["notebook", "-o", str(out), "--input-size", "50"]) == 2
+    assert "input size 50" in capsys.readouterr().err and not out.exists()
+    assert main(["notebook", "-o", str(out), "--concatenation-level", "7"]) == 2
+    assert not out.exists()
+    assert main(["notebook", "-o", str(out), "--epochs", "3", "--base-filters", "8",
+                 "--drive-path", "rescunet/testtrain.zip"]) == 0
+    info = nbformat.read(out, as_version=4).metadata["rescunet_ij"]
+    assert info["config"]["epochs"] == 3 and info["config"]["model"]["base_filters"] == 8
+    assert info["drive_path"] == "rescunet/testtrain.zip"
+    assert main(["notebook", "-o", str(out)]) == 2  # exists: not replaced without --overwrite
