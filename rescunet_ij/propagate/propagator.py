@@ -1,0 +1,700 @@
+"""The propagation engine: a ReSCU-Net applied frame after frame, all objects batched together.
+
+Usage (what :func:`rescunet_ij.api.iter_propagate` does)::
+
+    prop = Propagator(loaded_model, PropagateConfig(batch_size=32))
+    state = prop.init_state(planes)              # (N, Y, X) along t or z
+    prop.add_outline(state, outline)             # the user's outlines on the start frame
+    for result in prop.propagate(state, start_frame=0):
+        ...                                      # one FrameResult per frame, as soon as it is ready
+
+For every frame the previous frame's mask of each object (its *prompt*) decides where windows are
+cut (:func:`rescunet_ij.data.windows.plan_windows`); the windows of **all** objects go through the
+network together, ``config.batch_size`` per forward pass; overlapping windows of one object are
+averaged; the probabilities are thresholded, holes filled, the component that best matches the
+prompt kept, and the mask eroded. An object whose mask becomes smaller than ``config.min_area`` is
+*lost*: a :class:`ObjectLostWarning` is issued and it is not propagated further.
+
+A user correction (:meth:`Propagator.set_frame`) replaces a frame's prompts and forgets the
+predictions after it, so the next :meth:`Propagator.propagate` recomputes them; the user's own
+outlines on later frames are kept and used as prompts when propagation reaches them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+import torch
+
+from .. import geometry
+from ..config import PropagateConfig
+from ..data.windows import extract_windows, from_network, plan_windows, to_network
+from ..device import autocast_dtype, resolve_device
+from ..errors import ConfigError, DataError, StateError
+from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
+from .state import PropagationState
+
+if TYPE_CHECKING:
+    from ..io.checkpoint import LoadedModel
+
+__all__ = ["ObjectLostWarning", "Propagator"]
+
+Direction = Literal["forward", "reverse", "both"]
+
+
+class ObjectLostWarning(UserWarning):
+    """An object vanished during propagation (its predicted area fell below ``min_area``)."""
+
+
+def _is_oom(exc: BaseException) -> bool:
+    # CUDA raises torch.OutOfMemoryError; MPS and the CPU allocator raise plain RuntimeErrors.
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def _one_based(frame: int) -> str:
+    return f"frame {frame + 1} (1-based; index {frame})"
+
+
+class _Job:
+    """One object to predict in the current frame: its prompt, windows and probability canvas."""
+
+    __slots__ = ("count", "object_id", "origins", "prompt", "total", "x0", "y0")
+
+    def __init__(self, object_id: int, prompt: ObjectMask, origins: list[tuple[int, int]],
+                 window: tuple[int, int], plane_shape: tuple[int, int]) -> None:
+        self.object_id = object_id
+        self.prompt = prompt
+        self.origins = origins
+        H, W = plane_shape
+        wh, ww = window
+        if not origins:  # an empty prompt: nothing to look at, the object will count as lost
+            self.y0 = self.x0 = 0
+            self.total = self.count = np.zeros((0, 0), dtype=np.float32)
+            return
+        ys = [o[0] for o in origins]
+        xs = [o[1] for o in origins]
+        # The canvas covers the union of the windows, clipped to the plane (windows of an image
+        # smaller than the window stick out of it; the padding is not part of the result).
+        self.y0, self.x0 = max(min(ys), 0), max(min(xs), 0)
+        y1, x1 = min(max(ys) + wh, H), min(max(xs) + ww, W)
+        self.total = np.zeros((y1 - self.y0, x1 - self.x0), dtype=np.float32)
+        self.count = np.zeros((y1 - self.y0, x1 - self.x0), dtype=np.float32)
+
+    def add(self, origin: tuple[int, int], prob: np.ndarray) -> None:
+        """Accumulate one window's native-scale probabilities on the canvas."""
+        h, w = self.total.shape
+        wy, wx = origin[0] - self.y0, origin[1] - self.x0
+        ys, xs = max(wy, 0), max(wx, 0)
+        ye, xe = min(wy + prob.shape[0], h), min(wx + prob.shape[1], w)
+        if ye <= ys or xe <= xs:
+            return
+        self.total[ys:ye, xs:xe] += prob[ys - wy : ye - wy, xs - wx : xe - wx]
+        self.count[ys:ye, xs:xe] += 1.0
+
+    def probabilities(self) -> np.ndarray:
+        """Average of the overlapping windows (0 where no window reached)."""
+        return np.divide(self.total, self.count, out=np.zeros_like(self.total), where=self.count > 0)
+
+    def prompt_on_canvas(self) -> np.ndarray:
+        """The prompt as a boolean array in canvas coordinates (clipped to the canvas)."""
+        p = self.prompt
+        shifted = ObjectMask(p.y0 - self.y0, p.x0 - self.x0, p.mask)
+        return shifted.to_full(self.total.shape)
+
+
+class Propagator:
+    """Applies a trained ReSCU-Net to a series of planes, SAM-2-video-predictor style.
+
+    Parameters
+    ----------
+    model
+        A :class:`~rescunet_ij.io.checkpoint.LoadedModel`. Its network is moved to the configured
+        device **in place** and put in eval mode.
+    config
+        Propagation settings; defaults to :class:`~rescunet_ij.config.PropagateConfig` ``()``.
+
+    Raises
+    ------
+    ConfigError
+        If the configured device is not available.
+    """
+
+    def __init__(self, model: LoadedModel, config: PropagateConfig | None = None) -> None:
+        if config is None:
+            config = PropagateConfig()
+        if not isinstance(config, PropagateConfig):
+            raise ConfigError(f"config must be a PropagateConfig, got {type(config).__name__}")
+        for attr in ("network", "model_config", "normalization", "window_size", "erosion_width"):
+            if not hasattr(model, attr):
+                raise ConfigError(
+                    f"model must be a LoadedModel (from rescunet_ij.io.checkpoint.load_model or "
+                    f"model_from_network); got {type(model).__name__} without '{attr}'"
+                )
+        self.model = model
+        self.config = config
+        self.device = resolve_device(config.device)
+        self.network = model.network.to(self.device).eval()
+        self._channels_last = self.device.type == "cuda"
+        if self._channels_last:
+            # cuDNN's fastest convolutions want NHWC; a no-op for the weights' values.
+            self.network = self.network.to(memory_format=torch.channels_last)
+        self._amp_dtype = autocast_dtype(self.device, config.mixed_precision)
+        self.window: tuple[int, int] = tuple(int(v) for v in model.window_size)  # type: ignore[assignment]
+        self.input_size: tuple[int, int] = tuple(int(v) for v in model.model_config.input_size)  # type: ignore[assignment]
+        self.in_channels = int(model.model_config.in_channels)
+        self.erosion_width = int(
+            config.erosion_width if config.erosion_width is not None else model.erosion_width
+        )
+        # Windows per forward pass; halved for good after an out-of-memory error.
+        self.pass_size = int(config.batch_size)
+
+    # ================================================================== state and prompts
+
+    def init_state(self, planes: np.ndarray) -> PropagationState:
+        """Start a session on a series of planes.
+
+        Parameters
+        ----------
+        planes
+            ``(N, Y, X)`` planes along t or z (a 2-D image is one frame); ``(N, C, Y, X)`` for a
+            model trained on ``C > 1`` channels.
+
+        Returns
+        -------
+        PropagationState
+            An empty state holding a float32 copy of the planes.
+
+        Raises
+        ------
+        DataError
+            If the array has the wrong number of dimensions or channels, is empty, or holds
+            NaN/infinite values.
+        """
+        arr = np.asarray(planes)
+        want = 3 if self.in_channels == 1 else 4
+        if arr.ndim == want - 1:
+            arr = arr[None]
+        if arr.ndim != want:
+            layout = "(frames, Y, X)" if want == 3 else f"(frames, {self.in_channels} channels, Y, X)"
+            raise DataError(
+                f"planes must be a {want}-D array {layout} (or one {want - 1}-D frame), got shape "
+                f"{arr.shape}; select one z-plane and channel, or one time point, before propagating"
+            )
+        if want == 4 and arr.shape[1] != self.in_channels:
+            raise DataError(
+                f"the model was trained on {self.in_channels} channels but the planes have "
+                f"{arr.shape[1]} (shape {arr.shape}); pass the same channels as in training"
+            )
+        if min(arr.shape) == 0:
+            raise DataError(f"planes must not be empty, got shape {arr.shape}")
+        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool) or np.iscomplexobj(arr):
+            raise DataError(f"planes must hold real numbers, got dtype {arr.dtype}")
+        arr = np.ascontiguousarray(arr, dtype=np.float32)
+        if not np.isfinite(arr).all():
+            raise DataError(
+                "planes contain NaN or infinite values; replace them (e.g. numpy.nan_to_num) first"
+            )
+        return PropagationState(planes=arr)
+
+    def add_mask(
+        self,
+        state: PropagationState,
+        frame: int,
+        object_id: int,
+        mask: np.ndarray | ObjectMask,
+        *,
+        name: str | None = None,
+    ) -> None:
+        """Give (or replace) one object's mask on one frame, as drawn by the user.
+
+        Parameters
+        ----------
+        state
+            The session.
+        frame
+            0-based frame index.
+        object_id
+            The object's id (>= 1).
+        mask
+            A boolean plane of the planes' ``(Y, X)`` shape, or an :class:`ObjectMask` crop.
+        name
+            Display name for the object (kept for its predictions).
+
+        Raises
+        ------
+        DataError
+            If the frame or id is invalid, or the mask has the wrong shape or is empty.
+        """
+        om = self._as_object_mask(state, frame, object_id, mask)
+        poly = geometry.mask_to_polygon(om.mask, 0.0)
+        outline = Outline(object_id, frame, poly + [om.x0, om.y0], name=name or state.names.get(object_id))
+        self._put_user(state, frame, object_id, om, outline, name)
+
+    def add_outline(self, state: PropagationState, outline: Outline) -> None:
+        """Give (or replace) one object's outline on its frame (``outline.frame``), as drawn by the user.
+
+        The polygon is rasterised with ImageJ's pixel-centre rule
+        (:func:`rescunet_ij.geometry.polygon_to_mask`) and kept verbatim as the frame's outline.
+
+        Raises
+        ------
+        DataError
+            If the frame or id is invalid or the polygon covers no pixel of the plane.
+        """
+        if not isinstance(outline, Outline):
+            raise DataError(f"add_outline needs an Outline, got {type(outline).__name__}; use add_mask for masks")
+        self._check_frame(state, outline.frame)
+        full = geometry.polygon_to_mask(outline.polygon, state.plane_shape)
+        om = self._as_object_mask(state, outline.frame, outline.object_id, full)
+        self._put_user(state, outline.frame, outline.object_id, om, outline, outline.name)
+
+    def set_frame(
+        self,
+        state: PropagationState,
+        frame: int,
+        outlines_or_masks: Iterable[Outline] | Mapping[int, np.ndarray | ObjectMask],
+        *,
+        direction: Direction = "forward",
+    ) -> list[int]:
+        """Replace a frame's prompts with the user's correction and forget what depends on it.
+
+        Every mask on ``frame`` is replaced by the given outlines/masks (an object left out is
+        removed from that frame). Every **predicted** mask after ``frame`` in ``direction``
+        (``"forward"``: later frames, ``"reverse"``: earlier ones, ``"both"``) is dropped, so the
+        next :meth:`propagate` recomputes it; masks the **user** drew on those frames are kept and
+        become prompts again when propagation reaches them.
+
+        Parameters
+        ----------
+        state
+            The session.
+        frame
+            0-based frame index of the correction.
+        outlines_or_masks
+            :class:`Outline` objects (all on ``frame``), or a mapping ``object_id -> mask`` (boolean
+            plane or :class:`ObjectMask`). Empty removes every object from the frame.
+        direction
+            Which predictions the correction invalidates.
+
+        Returns
+        -------
+        list of int
+            The frames whose predictions were dropped, sorted.
+
+        Raises
+        ------
+        DataError
+            If an outline is on another frame, an object appears twice, or a mask is invalid.
+            Nothing is changed then.
+        """
+        if direction not in ("forward", "reverse", "both"):
+            raise DataError(f"direction must be 'forward', 'reverse' or 'both', got {direction!r}")
+        self._check_frame(state, frame)
+        frame = int(frame)
+        # Validate everything before touching the state: a bad item must not leave half a correction.
+        new: dict[int, tuple[ObjectMask, Outline, str | None]] = {}
+        if isinstance(outlines_or_masks, Mapping):
+            for obj, m in outlines_or_masks.items():
+                om = self._as_object_mask(state, frame, obj, m)
+                poly = geometry.mask_to_polygon(om.mask, 0.0) + [om.x0, om.y0]
+                new[int(obj)] = (om, Outline(int(obj), frame, poly, name=state.names.get(int(obj))), None)
+        else:
+            for o in outlines_or_masks:
+                if not isinstance(o, Outline):
+                    raise DataError(
+                        f"set_frame takes Outline objects or a mapping object_id -> mask, got a "
+                        f"{type(o).__name__} item"
+                    )
+                if o.frame != frame:
+                    raise DataError(
+                        f"the outline of object {o.object_id} is on {_one_based(o.frame)} but the "
+                        f"correction is for {_one_based(frame)}; pass only that frame's outlines"
+                    )
+                if o.object_id in new:
+                    raise DataError(
+                        f"object {o.object_id} has two outlines on {_one_based(frame)}; give one "
+                        "outline per object (merge the parts or use different ids)"
+                    )
+                full = geometry.polygon_to_mask(o.polygon, state.plane_shape)
+                new[o.object_id] = (self._as_object_mask(state, frame, o.object_id, full), o, o.name)
+
+        for obj in list(state.masks.get(frame, {})):
+            state.remove(frame, obj)
+        for obj, (om, outline, name) in new.items():
+            self._put_user(state, frame, obj, om, outline, name)
+
+        def affected(f: int) -> bool:
+            return (direction in ("forward", "both") and f > frame) or (
+                direction in ("reverse", "both") and f < frame
+            )
+
+        dropped = set()
+        for f in list(state.masks):
+            if not affected(f):
+                continue
+            for obj in list(state.masks[f]):
+                if not state.is_user(f, obj):
+                    state.remove(f, obj)
+                    dropped.add(f)
+        for obj, f in list(state.lost.items()):
+            if f == frame or affected(f):
+                del state.lost[obj]
+        return sorted(dropped)
+
+    def reset_state(self, state: PropagationState) -> None:
+        """Forget every prediction and lost record; keep the planes and the user's outlines."""
+        for f in list(state.masks):
+            for obj in list(state.masks[f]):
+                if not state.is_user(f, obj):
+                    state.remove(f, obj)
+        state.lost.clear()
+
+    # ================================================================== propagation
+
+    def propagate(
+        self,
+        state: PropagationState,
+        start_frame: int,
+        end_frame: int | None = None,
+        *,
+        reverse: bool = False,
+        object_ids: Iterable[int] | None = None,
+    ) -> Iterator[FrameResult]:
+        """Propagate the masks on ``start_frame`` frame by frame.
+
+        Everything is checked when this is called; the work happens while the returned iterator
+        is consumed, one frame per ``next()``. Stopping early (``break``, ``close()``) leaves the
+        state consistent: every yielded frame is stored, nothing after it is touched.
+
+        Parameters
+        ----------
+        state
+            The session, with masks on ``start_frame``.
+        start_frame
+            0-based frame holding the prompts; it is not recomputed and not yielded.
+        end_frame
+            Last frame to predict (inclusive); ``None`` = the last frame (frame 0 when ``reverse``).
+            ``start_frame + 1`` predicts only the next frame.
+        reverse
+            Go backwards in time (or z).
+        object_ids
+            Propagate only these objects (default: all). Other objects' masks are not touched.
+
+        Returns
+        -------
+        Iterator[FrameResult]
+            One result per frame from ``start_frame +/- 1`` to ``end_frame``, objects sorted by id: the
+            objects propagated into that frame (status OK, or LOST where one vanished) and the
+            user's own masks met on the way (passed through with confidence and prompt IoU 1.0).
+            A lost object is absent from later frames unless the user drew it there; a frame
+            with no object left yields an empty result.
+
+        Raises
+        ------
+        StateError
+            If a frame is outside the movie, ``end_frame`` lies on the wrong side of
+            ``start_frame``, an object id is unknown, or ``start_frame`` has no masks to start from.
+        """
+        start, end, selected = self._preflight(state, start_frame, end_frame, reverse, object_ids)
+        return self._run(state, start, end, -1 if reverse else 1, selected)
+
+    def _preflight(
+        self,
+        state: PropagationState,
+        start_frame: int,
+        end_frame: int | None,
+        reverse: bool,
+        object_ids: Iterable[int] | None,
+    ) -> tuple[int, int, set[int]]:
+        if not isinstance(state, PropagationState):
+            raise StateError(
+                f"expected a PropagationState from Propagator.init_state, got {type(state).__name__}"
+            )
+        n = state.num_frames
+        direction = "backwards" if reverse else "forwards"
+        try:
+            start = int(start_frame)
+            end = (0 if reverse else n - 1) if end_frame is None else int(end_frame)
+        except (TypeError, ValueError):
+            raise StateError(
+                f"frames must be integers, got start_frame={start_frame!r}, end_frame={end_frame!r}"
+            ) from None
+        for what, f in (("start", start), ("end", end)):
+            if not 0 <= f < n:
+                raise StateError(
+                    f"{what} frame index {f} is outside the movie (indices 0..{n - 1}, 0-based); "
+                    f"pass a frame between 0 and {n - 1}"
+                )
+        if end == start:
+            edge = "first" if reverse else "last"
+            raise StateError(
+                f"nothing to propagate {direction}: start and end are both {_one_based(start)}"
+                + (f", the {edge} frame of the movie; propagate the other way (reverse={not reverse})"
+                   if end_frame is None else "; pass an end frame after the start frame")
+            )
+        if (end < start) != reverse:
+            raise StateError(
+                f"end {_one_based(end)} is {'before' if not reverse else 'after'} start "
+                f"{_one_based(start)} but propagation goes {direction}; "
+                f"{'use reverse=True' if not reverse else 'use reverse=False'} or swap the frames"
+            )
+        known = state.object_ids
+        if object_ids is None:
+            selected = set(known)
+        else:
+            try:
+                selected = {int(o) for o in object_ids}
+            except (TypeError, ValueError):
+                raise StateError(f"object_ids must be integers, got {object_ids!r}") from None
+            unknown = sorted(selected - set(known))
+            if unknown:
+                raise StateError(
+                    f"unknown object id(s) {unknown}; the state has objects {known or 'none'}; add "
+                    "their outlines first (add_outline/add_mask) or pick existing ids"
+                )
+            if not selected:
+                raise StateError("object_ids is empty; pass None to propagate every object")
+        on_start = selected & set(state.masks.get(start, {}))
+        if not on_start:
+            have = sorted(state.masks)
+            which = "" if object_ids is None else f" for objects {sorted(selected)}"
+            raise StateError(
+                f"no masks on start {_one_based(start)}{which}; draw the objects there first "
+                f"(add_outline/add_mask/set_frame) or start from a frame that has them "
+                f"(frames with masks, 0-based: {have[:20] if have else 'none'})"
+            )
+        return start, end, selected
+
+    @torch.inference_mode()
+    def _run(
+        self, state: PropagationState, start: int, end: int, step: int, selected: set[int]
+    ) -> Iterator[FrameResult]:
+        active = selected & set(state.masks.get(start, {}))
+        for target in range(start + step, end + step, step):
+            prev = target - step
+            users = {o for o in state.masks.get(target, {}) if o in selected and state.is_user(target, o)}
+            prompts = state.masks.get(prev, {})
+            # The state may be corrected between two frames: objects without a prompt drop out.
+            to_predict = sorted(o for o in active if o not in users and o in prompts)
+            results: dict[int, ObjectResult] = {}
+            for res in self._predict_frame(state, target, [(o, prompts[o]) for o in to_predict]):
+                results[res.object_id] = res
+            for o in users:
+                results[o] = ObjectResult(
+                    object_id=o, status=ObjectStatus.OK, mask=state.masks[target][o],
+                    outline=state.outlines.get((target, o)), confidence=1.0, prompt_iou=1.0,
+                )
+            # Commit the whole frame before yielding: a consumer that stops here sees it stored.
+            for o in to_predict:
+                res = results[o]
+                if res.status is ObjectStatus.OK:
+                    assert res.mask is not None
+                    state.put(target, o, res.mask, "predicted", res.outline, (res.confidence, res.prompt_iou))
+                    if state.lost.get(o) == target:
+                        del state.lost[o]
+                else:
+                    self._forget_after_loss(state, o, target, step)
+                    active.discard(o)
+            active |= users
+            yield FrameResult(frame=target, objects=[results[o] for o in sorted(results)])
+
+    @staticmethod
+    def _forget_after_loss(state: PropagationState, obj: int, frame: int, step: int) -> None:
+        # The object's chain breaks here: its predictions from an earlier run up to its next user
+        # mask (in this direction) no longer follow from anything, so they go.
+        state.lost[obj] = frame
+        f = frame
+        while 0 <= f < state.num_frames and not state.is_user(f, obj):
+            state.remove(f, obj)
+            f += step
+
+    # ================================================================== one frame
+
+    def _predict_frame(
+        self, state: PropagationState, frame: int, prompts: list[tuple[int, ObjectMask]]
+    ) -> list[ObjectResult]:
+        if not prompts:
+            return []
+        shape = state.plane_shape
+        plane = state.planes[frame]
+        cfg = self.config
+        jobs = []
+        for obj, prompt in prompts:
+            origins = plan_windows(prompt, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap)
+            jobs.append(_Job(obj, prompt, origins, self.window, shape))
+        # Flat list of (job, origin): windows of all objects share the forward passes.
+        flat = [(job, origin) for job in jobs for origin in job.origins]
+        i = 0
+        while i < len(flat):
+            chunk = flat[i : i + self.pass_size]
+            probs = self._forward_with_retry(plane, chunk)
+            if probs is None:
+                continue  # pass size was halved: retry this chunk
+            for (job, origin), p in zip(chunk, probs):
+                job.add(origin, p)
+            i += len(chunk)
+        return [self._finish(state, frame, job) for job in jobs]
+
+    def _forward_with_retry(self, plane: np.ndarray, chunk: list) -> np.ndarray | None:
+        try:
+            return self._forward(plane, chunk)
+        except Exception as exc:  # only out-of-memory is handled; everything else propagates
+            if not _is_oom(exc):
+                raise
+            size = len(chunk)
+            where = self.device.type.upper() if self.device.type != "cpu" else "CPU"
+            if size <= 1:
+                raise ConfigError(
+                    f"out of {where} memory with a single window of {self.window[0]}x{self.window[1]} "
+                    f"pixels (network input {self.input_size[0]}x{self.input_size[1]}); close other "
+                    "programs using the GPU, use a model with a smaller input/subimage size or fewer "
+                    "base filters, or propagate on the CPU (device='cpu')"
+                ) from exc
+        # Outside the except block, so the failed pass's tensors can be freed before retrying.
+        self.pass_size = max(1, size // 2)
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        warnings.warn(
+            f"out of {where} memory with {size} windows per forward pass; retrying with "
+            f"{self.pass_size} (set batch_size={self.pass_size} in the propagation settings to avoid this)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return None
+
+    def _forward(self, plane: np.ndarray, chunk: list) -> np.ndarray:
+        """Native-scale foreground probabilities ``(n, wh, ww)`` of a list of (job, origin) windows."""
+        origins = [origin for _, origin in chunk]
+        if plane.ndim == 2:
+            images = extract_windows(plane, origins, self.window)
+        else:  # (C, Y, X): the same windows in every channel
+            images = np.stack([extract_windows(ch, origins, self.window) for ch in plane], axis=1)
+        masks = np.empty((len(chunk), *self.window), dtype=np.float32)
+        # Cut the prompt windows from the crops (no full-plane mask per object); outside = 0.
+        k = 0
+        while k < len(chunk):
+            job = chunk[k][0]
+            j = k
+            while j < len(chunk) and chunk[j][0] is job:
+                j += 1
+            p = job.prompt
+            rel = [(y - p.y0, x - p.x0) for _, (y, x) in chunk[k:j]]
+            masks[k:j] = extract_windows(p.mask, rel, self.window, pad_mode="constant")
+            k = j
+        x = to_network(images, self.input_size, normalization=self.model.normalization, device=self.device)
+        m = to_network(masks, self.input_size, is_mask=True, device=self.device)
+        if self._channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+            m = m.contiguous(memory_format=torch.channels_last)
+        amp = (
+            torch.autocast(device_type=self.device.type, dtype=self._amp_dtype)
+            if self._amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with amp:
+            logits = self.network(x, m)
+        logits = logits.float()
+        # softmax over two classes == sigmoid of the logit difference (one op, no (B,2,H,W) copy).
+        prob = torch.sigmoid(logits[:, 1:2] - logits[:, 0:1])
+        prob = from_network(prob, self.window)
+        return prob[:, 0].to("cpu", torch.float32).numpy()
+
+    def _finish(self, state: PropagationState, frame: int, job: _Job) -> ObjectResult:
+        """Threshold, clean up and outline one object's merged probabilities."""
+        cfg = self.config
+        prob = job.probabilities()
+        ref = job.prompt_on_canvas()
+        fg = geometry.fill_holes(prob > cfg.threshold)
+        fg = geometry.best_iou_component(fg, ref)
+        if self.erosion_width > 0 and fg.any():
+            fg = self._erode(fg, job, state.plane_shape)
+            fg = geometry.best_iou_component(fg, ref)  # erosion may split a thin neck
+        area = int(np.count_nonzero(fg))
+        if area < cfg.min_area:
+            warnings.warn(
+                f"object {job.object_id} vanished at frame {frame + 1} (1-based; index {frame}): "
+                f"the network found {area} pixel(s), fewer than min_area={cfg.min_area}; its "
+                "propagation stops here; correct it and re-propagate",
+                ObjectLostWarning,
+                stacklevel=4,
+            )
+            return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0)
+        confidence = float(prob[fg].mean())
+        prompt_iou = float(geometry.iou(fg, ref))
+        rows = np.flatnonzero(fg.any(axis=1))
+        cols = np.flatnonzero(fg.any(axis=0))
+        crop = fg[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
+        om = ObjectMask(job.y0 + int(rows[0]), job.x0 + int(cols[0]), crop)
+        polygon = geometry.mask_to_polygon(crop, cfg.simplify_tolerance) + [om.x0, om.y0]
+        outline = Outline(
+            object_id=job.object_id, frame=frame, polygon=polygon, z=0,
+            name=state.names.get(job.object_id), confidence=confidence, prompt_iou=prompt_iou,
+        )
+        return ObjectResult(job.object_id, ObjectStatus.OK, om, outline, confidence, prompt_iou)
+
+    def _erode(self, fg: np.ndarray, job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
+        # geometry.erode treats beyond-the-array as object (right at the image border); the
+        # canvas edges inside the image are not borders, so pad those sides with background.
+        H, W = plane_shape
+        h, w = fg.shape
+        m = self.erosion_width + 1
+        pads = (
+            (0 if job.y0 == 0 else m, 0 if job.y0 + h == H else m),
+            (0 if job.x0 == 0 else m, 0 if job.x0 + w == W else m),
+        )
+        out = geometry.erode(np.pad(fg, pads), self.erosion_width)
+        return out[pads[0][0] : pads[0][0] + h, pads[1][0] : pads[1][0] + w]
+
+    # ================================================================== helpers
+
+    @staticmethod
+    def _check_frame(state: PropagationState, frame: int) -> None:
+        if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
+            raise DataError(f"frame must be an integer index, got {frame!r}")
+        if not 0 <= int(frame) < state.num_frames:
+            raise DataError(
+                f"frame index {frame} is outside the movie (indices 0..{state.num_frames - 1}, 0-based)"
+            )
+
+    def _as_object_mask(
+        self, state: PropagationState, frame: int, object_id: int, mask: np.ndarray | ObjectMask
+    ) -> ObjectMask:
+        self._check_frame(state, frame)
+        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id < 1:
+            raise DataError(f"object ids must be integers >= 1, got {object_id!r}")
+        shape = state.plane_shape
+        if isinstance(mask, ObjectMask):
+            full = mask.to_full(shape)  # also clips a crop reaching outside the plane
+        else:
+            full = np.asarray(mask)
+            if full.shape != shape:
+                raise DataError(
+                    f"the mask of object {object_id} has shape {full.shape} but the planes are "
+                    f"{shape}; pass a full-plane mask or an ObjectMask crop"
+                )
+            full = full.astype(bool, copy=False)
+        om = ObjectMask.from_full(full)
+        if om.area == 0:
+            raise DataError(
+                f"the mask of object {object_id} on {_one_based(int(frame))} is empty (or entirely "
+                "outside the image); draw the object inside the image"
+            )
+        return om
+
+    @staticmethod
+    def _put_user(
+        state: PropagationState, frame: int, obj: int, om: ObjectMask, outline: Outline, name: str | None
+    ) -> None:
+        obj = int(obj)
+        if name:
+            state.names[obj] = name
+        state.put(int(frame), obj, om, "user", outline, None)
+        if state.lost.get(obj) == int(frame):
+            del state.lost[obj]
