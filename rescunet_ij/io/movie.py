@@ -1,0 +1,650 @@
+"""Movies: TIFF hyperstacks in and out, and the normalised in-memory form.
+
+Inside rescunet-ij a movie is an :class:`xarray.DataArray` with dims exactly
+``("t", "z", "c", "y", "x")`` (:data:`rescunet_ij.types.AXES`) and the attrs
+
+========================  ===============================================================
+``pixel_size``            float or None: width of one pixel in ``unit``
+``unit``                  str or None: spatial unit (``"um"``, ``"µm"``, ``"micron"`` ...)
+``frame_interval``        float or None: time between frames in ``time_unit``
+``time_unit``             str or None
+``z_spacing``             float or None: distance between z-planes in ``unit``
+``source``                str or None: the file the movie came from
+``rgb``                   bool: the ``c`` axis holds the samples of an RGB image
+========================  ===============================================================
+
+:func:`as_movie` turns numpy arrays and DataArrays with other dim names (PyImageJ's ``pln``,
+``row``, ``col``, ``ch``; upper-case ``TZCYX``; ``S`` for RGB samples) into this form,
+:func:`read_movie`/:func:`write_movie` read and write ImageJ-compatible TIFF files and
+:func:`select_plane_series` extracts the 2-D image sequence the engine works on.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import struct
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from ..errors import ConfigError, DataError
+from ..types import AXES
+from .atomic import atomic_write, check_overwrite
+
+__all__ = [
+    "MOVIE_ATTRS",
+    "PlaneSeriesInfo",
+    "as_movie",
+    "read_movie",
+    "select_plane_series",
+    "write_movie",
+]
+
+MOVIE_ATTRS: dict[str, Any] = {
+    "pixel_size": None,
+    "unit": None,
+    "frame_interval": None,
+    "time_unit": None,
+    "z_spacing": None,
+    "source": None,
+    "rgb": False,
+}
+"""The attrs every movie carries, with their defaults."""
+
+# Accepted dim names (case-insensitive) -> our axis. "s" (samples) marks RGB data.
+_DIM_ALIASES: dict[str, str] = {
+    "t": "t", "time": "t", "frame": "t", "frames": "t", "q": "t", "i": "t",
+    "z": "z", "pln": "z", "plane": "z", "planes": "z", "slice": "z", "slices": "z",
+    "c": "c", "ch": "c", "channel": "c", "channels": "c",
+    "s": "c", "rgb": "c", "sample": "c", "samples": "c",
+    "y": "y", "row": "y", "rows": "y",
+    "x": "x", "col": "x", "cols": "x", "column": "x", "columns": "x",
+}  # fmt: skip
+_RGB_NAMES = {"s", "rgb", "sample", "samples"}
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_FIJI_SAVE_HINT = "in Fiji: File > Save As > Tiff..."
+
+
+def _float_or_none(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise DataError(
+            f"movie attribute {name!r} must be a number or None; got {value!r}"
+        ) from None
+    if not np.isfinite(v) or v <= 0:
+        return None  # ImageJ writes 0 for "not calibrated"
+    return v
+
+
+def _normalise_attrs(*sources: dict[str, Any]) -> dict[str, Any]:
+    attrs = dict(MOVIE_ATTRS)
+    for src in sources:
+        attrs.update({k: v for k, v in src.items()})
+    for key in ("pixel_size", "frame_interval", "z_spacing"):
+        attrs[key] = _float_or_none(key, attrs[key])
+    for key in ("unit", "time_unit", "source"):
+        if attrs[key] is not None:
+            attrs[key] = str(attrs[key])
+    attrs["rgb"] = bool(attrs["rgb"])
+    return attrs
+
+
+def _parse_dims(dims: str | Sequence[str]) -> list[str]:
+    if isinstance(dims, str):
+        parts = (
+            [p.strip() for p in re.split(r"[,\s]+", dims) if p.strip()]
+            if ("," in dims or " " in dims)
+            else list(dims)
+        )
+        return parts
+    return [str(d) for d in dims]
+
+
+def _map_dims(names: Sequence[str]) -> tuple[list[str], bool]:
+    """Map dim names to our axes; return (mapped names, rgb flag)."""
+    mapped: list[str] = []
+    unknown: list[str] = []
+    rgb = False
+    for name in names:
+        key = str(name).strip().lower()
+        target = _DIM_ALIASES.get(key)
+        if target is None:
+            unknown.append(str(name))
+            continue
+        rgb = rgb or key in _RGB_NAMES
+        mapped.append(target)
+    if unknown:
+        raise DataError(
+            f"unknown movie dimension(s) {unknown} in {list(names)}; expected names from "
+            "t, z, c, y, x (also upper case), PyImageJ's t, pln, ch, row, col, or S for RGB samples. "
+            "Rename them, e.g. data.rename({'" + unknown[0] + "': 't'})"
+        )
+    dup = sorted({d for d in mapped if mapped.count(d) > 1})
+    if dup:
+        raise DataError(
+            f"movie dimensions {list(names)} name the axis {dup[0]!r} more than once; "
+            "give each of t, z, c, y, x at most once (merge or drop the extra dimension first)"
+        )
+    if "y" not in mapped or "x" not in mapped:
+        raise DataError(
+            f"movie dimensions {list(names)} lack y and/or x; a movie needs both image axes"
+        )
+    return mapped, rgb
+
+
+def _coord_step(da: xr.DataArray, dim: str) -> float | None:
+    """Uniform spacing of a numeric coordinate (PyImageJ stores calibration there)."""
+    if dim not in da.coords:
+        return None
+    values = np.asarray(da.coords[dim].values)
+    if values.ndim != 1 or values.size < 2 or values.dtype.kind not in "iuf":
+        return None
+    step = float(values[1] - values[0])
+    if step <= 0 or not np.allclose(np.diff(values.astype(np.float64)), step, rtol=1e-4):
+        return None
+    return None if np.isclose(step, 1.0) else step
+
+
+def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -> xr.DataArray:
+    """Normalise an array or DataArray to a rescunet-ij movie (dims ``t, z, c, y, x``).
+
+    Parameters
+    ----------
+    data
+        A numpy array (or anything :func:`numpy.asarray` accepts) or an
+        :class:`xarray.DataArray`.
+    dims
+        Names of ``data``'s dimensions in order, as a string (``"ZYX"``, ``"TYXC"``,
+        ``"t,pln,row,col"``) or a sequence. Default for arrays: ``"YX"`` for 2-D, ``"TYX"`` for
+        3-D; other arrays need ``dims``. Default for DataArrays: their own dim names. Accepted
+        names (any case): t/time/frame, z/pln/plane/slice, c/ch/channel, y/row, x/col, and
+        S/rgb/sample for RGB samples (mapped to ``c`` with ``attrs["rgb"] = True``); Q and I
+        (tifffile's generic axes) count as ``t``.
+    **attrs
+        Movie attributes (see the module docstring) that override those of ``data``.
+
+    Returns
+    -------
+    xarray.DataArray
+        A view (no copy when possible) with dims ``("t", "z", "c", "y", "x")``, missing dims
+        added with size 1, and all movie attrs present. Coordinates are dropped; a uniform
+        numeric ``x``/``z``/``t`` coordinate (as PyImageJ provides) fills ``pixel_size``,
+        ``z_spacing`` or ``frame_interval`` when those are not set.
+
+    Raises
+    ------
+    DataError
+        For unknown or repeated dim names, a missing y or x axis, or an array whose number of
+        dimensions does not match ``dims``.
+    """
+    if isinstance(data, xr.DataArray):
+        names = list(data.dims) if dims is None else _parse_dims(dims)
+        if len(names) != data.ndim:
+            raise DataError(
+                f"dims {names} has {len(names)} names but the DataArray has {data.ndim} dimensions"
+            )
+        mapped, rgb = _map_dims(names)
+        inferred: dict[str, Any] = {}
+        steps = {m: _coord_step(data, str(orig)) for orig, m in zip(data.dims, mapped)}
+        if steps.get("x"):
+            inferred["pixel_size"] = steps["x"]
+        if steps.get("z"):
+            inferred["z_spacing"] = steps["z"]
+        if steps.get("t"):
+            inferred["frame_interval"] = steps["t"]
+        base = {**inferred, **{k: v for k, v in data.attrs.items() if v is not None}}
+        values = data.data
+    else:
+        values = np.asarray(data)
+        if dims is None:
+            if values.ndim == 2:
+                names = ["y", "x"]
+            elif values.ndim == 3:
+                names = ["t", "y", "x"]
+            else:
+                raise DataError(
+                    f"a {values.ndim}-D array needs dims= to say what its axes are, e.g. "
+                    "dims='TZCYX' or dims='TYXC' (2-D arrays are taken as YX, 3-D as TYX)"
+                )
+        else:
+            names = _parse_dims(dims)
+        if len(names) != values.ndim:
+            raise DataError(
+                f"dims {''.join(names) if all(len(n) == 1 for n in names) else names} has "
+                f"{len(names)} axes but the array has {values.ndim} (shape {values.shape})"
+            )
+        mapped, rgb = _map_dims(names)
+        base = {}
+    if values.ndim and 0 in values.shape:
+        raise DataError(
+            f"the movie is empty (shape {tuple(values.shape)}); it needs at least one pixel"
+        )
+    extra: dict[str, Any] = {"rgb": True} if rgb else {}
+    out = xr.DataArray(values, dims=mapped)
+    missing = [d for d in AXES if d not in mapped]
+    if missing:
+        out = out.expand_dims(missing)
+    out = out.transpose(*AXES)
+    out.attrs = _normalise_attrs(base, extra, attrs)
+    return out
+
+
+# --------------------------------------------------------------------------------------- reading
+
+
+def _unescape(text: Any) -> str | None:
+    """ImageJ escapes non-ASCII characters in its description as ``\\uXXXX``."""
+    if text is None:
+        return None
+    s = str(text)
+    return re.sub(r"\\u([0-9a-fA-F]{4})", lambda m: chr(int(m.group(1), 16)), s)
+
+
+def _escape(text: str) -> str:
+    return "".join(c if ord(c) < 128 else f"\\u{ord(c):04X}" for c in text)
+
+
+def _xresolution(page: Any) -> tuple[float | None, int | None]:
+    tag = page.tags.get("XResolution")
+    if tag is None:
+        return None, None
+    value = tag.value
+    try:
+        xres = float(value[0]) / float(value[1]) if isinstance(value, tuple) else float(value)
+    except (TypeError, ValueError, ZeroDivisionError):
+        return None, None
+    unit_tag = page.tags.get("ResolutionUnit")
+    resunit = int(unit_tag.value) if unit_tag is not None else None
+    return (xres if np.isfinite(xres) and xres > 0 else None), resunit
+
+
+def _ome_calibration(xml: str) -> dict[str, Any]:
+    import xml.etree.ElementTree as ET
+
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    for el in root.iter():
+        if el.tag.rsplit("}", 1)[-1] == "Pixels":
+            a = el.attrib
+            out: dict[str, Any] = {}
+            if "PhysicalSizeX" in a:
+                out["pixel_size"] = a["PhysicalSizeX"]
+                out["unit"] = a.get("PhysicalSizeXUnit", "µm")
+            if "PhysicalSizeZ" in a:
+                out["z_spacing"] = a["PhysicalSizeZ"]
+            if "TimeIncrement" in a:
+                out["frame_interval"] = a["TimeIncrement"]
+                out["time_unit"] = a.get("TimeIncrementUnit", "s")
+            return out
+    return {}
+
+
+def _calibration(tif: Any) -> dict[str, Any]:
+    page = tif.pages.first
+    xres, resunit = _xresolution(page)
+    ij = tif.imagej_metadata
+    out: dict[str, Any] = {}
+    if ij is not None:
+        unit = _unescape(ij.get("unit"))
+        if unit and unit.strip().lower() not in ("pixel", "pixels", "none"):
+            out["unit"] = unit
+            if xres:
+                out["pixel_size"] = 1.0 / xres
+            if ij.get("spacing") is not None:
+                out["z_spacing"] = ij.get("spacing")
+        finterval = ij.get("finterval")
+        if finterval is None and ij.get("fps"):
+            try:
+                finterval = 1.0 / float(ij["fps"])
+            except (TypeError, ValueError, ZeroDivisionError):
+                finterval = None
+        if finterval:
+            out["frame_interval"] = finterval
+            out["time_unit"] = _unescape(ij.get("tunit")) or "sec"
+        return out
+    if tif.is_ome and tif.ome_metadata:
+        out = _ome_calibration(tif.ome_metadata)
+        if out:
+            return out
+    if xres and resunit == 3:  # pixels per centimetre (TIFF ResolutionUnit CENTIMETER)
+        out["pixel_size"] = 1e4 / xres
+        out["unit"] = "µm"
+    return out
+
+
+def _check_tiff_path(path: Path) -> None:
+    if not path.exists():
+        raise DataError(
+            f"no such file: {path}; check the path (and the working folder {os.getcwd()})"
+        )
+    if path.is_dir():
+        raise DataError(f"{path} is a folder; give the path of a TIFF movie file inside it")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise DataError(f"cannot open {path}: {exc}") from exc
+    if head not in _TIFF_MAGIC:
+        raise DataError(
+            f"{path.name} is not a TIFF file; rescunet-ij reads movies as TIFF hyperstacks. "
+            f"Open it in Fiji and save it as TIFF ({_FIJI_SAVE_HINT})"
+        )
+
+
+def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
+    """Read a TIFF movie (ImageJ hyperstack, OME-TIFF or plain multi-page TIFF).
+
+    Parameters
+    ----------
+    path
+        The TIFF file.
+
+    Returns
+    -------
+    xarray.DataArray
+        The movie with dims ``("t", "z", "c", "y", "x")`` (see :func:`as_movie`). The first
+        image series is read. Axes map as: T, and tifffile's generic Q and I (plain stacks) -> t;
+        Z -> z; C and S (RGB samples, ``attrs["rgb"] = True``) -> c. Calibration comes from the
+        ImageJ metadata (``unit``, ``spacing``, ``finterval``, ``tunit``) and the XResolution
+        tag (``pixel_size = 1 / XResolution`` when a unit is set), or from OME-XML.
+
+    Raises
+    ------
+    DataError
+        If the file does not exist, is not a TIFF, cannot be decoded, or has extra axes that
+        cannot be mapped to t, z, c.
+    """
+    import tifffile
+
+    path = Path(path)
+    _check_tiff_path(path)
+    try:
+        with tifffile.TiffFile(path) as tif:
+            if not tif.series:
+                raise DataError(
+                    f"{path.name} holds no image data; save the movie again ({_FIJI_SAVE_HINT})"
+                )
+            series = tif.series[0]
+            axes = str(series.axes).upper()
+            data = series.asarray()
+            photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
+            attrs = _calibration(tif)
+    except DataError:
+        raise
+    except MemoryError as exc:
+        raise DataError(
+            f"{path.name} is too large to load into memory; crop it in Fiji first"
+        ) from exc
+    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError,
+            TypeError, RuntimeError) as exc:  # fmt: skip
+        raise DataError(
+            f"cannot read {path.name}: {exc}. The file may be truncated or corrupted; "
+            f"open it in Fiji and save it again ({_FIJI_SAVE_HINT})"
+        ) from exc
+
+    # Map tifffile's axes codes; drop singleton axes we do not know, refuse the others.
+    codes = {"T": "t", "Q": "t", "I": "t", "Z": "z", "C": "c", "S": "c", "Y": "y", "X": "x"}
+    by_target: dict[str, list[int]] = {}
+    squeeze: list[int] = []
+    for i, ax in enumerate(axes):
+        target = codes.get(ax)
+        if target is None:
+            if data.shape[i] == 1:
+                squeeze.append(i)
+                continue
+            raise DataError(
+                f"{path.name} has an axis {ax!r} of size {data.shape[i]} (axes {axes}) that is "
+                "not time, z, channel, y or x; make it a time or z axis in Fiji "
+                "(Image > Hyperstacks > Re-order Hyperstack...) and save again"
+            )
+        by_target.setdefault(target, []).append(i)
+    chosen: dict[int, str] = {}
+    for target, idx in by_target.items():
+        big = [i for i in idx if data.shape[i] > 1]
+        if len(big) > 1:
+            raise DataError(
+                f"{path.name} has axes {axes} with shape {data.shape}: two axes of size > 1 "
+                f"both mean {target!r}; combine or split them in Fiji first"
+            )
+        keep_i = big[0] if big else idx[0]
+        chosen[keep_i] = target
+        squeeze.extend(i for i in idx if i != keep_i)
+    rgb = any(axes[i] == "S" and data.shape[i] > 1 for i in chosen) and photometric == 2
+    if squeeze:
+        data = data.squeeze(axis=tuple(sorted(squeeze)))
+    keep = [chosen[i] for i in sorted(chosen)]
+    attrs.update(source=str(path), rgb=rgb)
+    return as_movie(data, dims=keep, **attrs)
+
+
+# ------------------------------------------------------------------------------- plane selection
+
+
+@dataclass(frozen=True)
+class PlaneSeriesInfo:
+    """What :func:`select_plane_series` extracted (0-based indices)."""
+
+    axis: str  # "t": propagate through time; "z": through the planes of a z-stack
+    channel: int | None  # the channel used; None when the movie has one channel
+    z: int | None  # the plane used when axis == "t" (None when the movie has one plane)
+    n_planes: int
+    height: int
+    width: int
+    dtype: str  # dtype of the movie before the float32 conversion
+    pixel_size: float | None
+    unit: str | None
+    frame_interval: float | None
+    time_unit: str | None
+    z_spacing: float | None
+    source: str | None
+
+
+def _pick(name: str, value: int, size: int, flag: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer index; got {value!r}")
+    if not 0 <= int(value) < size:
+        raise DataError(
+            f"{name} {int(value) + 1} (1-based; {int(value)} 0-based) does not exist: the movie has "
+            f"{size} {name}s; pick one with {flag} 1..{size} (1-based; {name}=0..{size - 1} in Python)"
+        )
+    return int(value)
+
+
+def select_plane_series(
+    movie: Any,
+    channel: int | None = None,
+    z: int | None = None,
+    axis: str = "t",
+) -> tuple[np.ndarray, PlaneSeriesInfo]:
+    """Extract the sequence of 2-D images the engine propagates through.
+
+    Parameters
+    ----------
+    movie
+        A movie (anything :func:`as_movie` accepts).
+    channel
+        0-based channel; required when the movie has more than one channel (or is RGB).
+    z
+        0-based plane; required with ``axis="t"`` when the movie has more than one z-plane.
+        Must be None with ``axis="z"``.
+    axis
+        ``"t"`` to propagate through time (default), ``"z"`` to propagate through the planes of
+        a single-time-point z-stack.
+
+    Returns
+    -------
+    images : numpy.ndarray
+        ``(N, Y, X)`` float32 copy of the chosen planes.
+    info : PlaneSeriesInfo
+        The choices made and the movie's calibration.
+
+    Raises
+    ------
+    DataError
+        When a channel or plane must be chosen but was not, an index is out of range, or
+        ``axis="z"`` is used on a movie with several time points.
+    ConfigError
+        For an unknown ``axis`` or a non-integer index.
+    """
+    movie = as_movie(movie)
+    if axis not in ("t", "z"):
+        raise ConfigError(f"axis must be 't' (through time) or 'z' (through planes); got {axis!r}")
+    n_t, n_z, n_c = (int(movie.sizes[d]) for d in ("t", "z", "c"))
+    rgb = bool(movie.attrs.get("rgb"))
+    if n_c > 1 and channel is None:
+        kind = "an RGB image with 3 colour channels" if rgb else f"{n_c} channels"
+        extra = " (or convert it to grey in Fiji: Image > Type > 8-bit)" if rgb else ""
+        raise DataError(
+            f"the movie has {kind}; pick one with --channel 1..{n_c} (1-based; "
+            f"channel=0..{n_c - 1} in Python){extra}"
+        )
+    c_idx = _pick("channel", channel, n_c, "--channel") if channel is not None else 0
+    if axis == "t":
+        if n_z > 1 and z is None:
+            raise DataError(
+                f"the movie has {n_t} frame(s) and {n_z} z-planes; pick a plane with --z 1..{n_z} "
+                f"(1-based; z=0..{n_z - 1} in Python)"
+                + (
+                    ", or propagate through the planes with --axis z (in Python: axis='z'). If the "
+                    "planes are really time points, fix the order in Fiji (Image > Properties...: "
+                    "swap Slices and Frames) and save again"
+                    if n_t == 1
+                    else ""
+                )
+            )
+        z_idx = _pick("z-plane", z, n_z, "--z") if z is not None else 0
+        planes = movie.isel(z=z_idx, c=c_idx).values
+    else:
+        if n_t > 1:
+            raise DataError(
+                f"propagating through z needs a movie with one time point; this one has {n_t} "
+                "frames. Use axis='t' (--axis t) with a chosen plane, or make a single-frame "
+                "substack in Fiji (Image > Duplicate...)"
+            )
+        if z is not None:
+            raise ConfigError("z must be None with axis='z' (all planes are used)")
+        z_idx = None
+        planes = movie.isel(t=0, c=c_idx).values
+    images = np.ascontiguousarray(planes, dtype=np.float32)
+    a = movie.attrs
+    info = PlaneSeriesInfo(
+        axis=axis,
+        channel=c_idx if n_c > 1 else None,
+        z=(z_idx if n_z > 1 else None) if axis == "t" else None,
+        n_planes=int(images.shape[0]),
+        height=int(images.shape[1]),
+        width=int(images.shape[2]),
+        dtype=str(movie.dtype),
+        pixel_size=a.get("pixel_size"),
+        unit=a.get("unit"),
+        frame_interval=a.get("frame_interval"),
+        time_unit=a.get("time_unit"),
+        z_spacing=a.get("z_spacing"),
+        source=a.get("source"),
+    )
+    return images, info
+
+
+# --------------------------------------------------------------------------------------- writing
+
+
+def _imagej_dtype(data: np.ndarray) -> np.ndarray:
+    """Convert to a type ImageJ opens (8-bit, 16-bit, 32-bit float)."""
+    if data.dtype in (np.uint8, np.uint16, np.float32):
+        return data
+    if data.dtype == bool:
+        return data.astype(np.uint8) * np.uint8(255)  # ImageJ's binary convention
+    if data.dtype.kind in "iu" and data.size and data.min() >= 0 and data.max() <= 65535:
+        return data.astype(
+            np.uint8 if data.max() <= 255 and data.dtype.itemsize == 1 else np.uint16
+        )
+    converted = data.astype(np.float32)
+    if data.dtype.kind in "iuf" and data.dtype.itemsize >= 4:
+        with np.errstate(invalid="ignore"):
+            exact = np.array_equal(converted, data, equal_nan=data.dtype.kind == "f")
+        if not exact:
+            warnings.warn(
+                f"writing {data.dtype} data as 32-bit float (ImageJ's widest pixel type) "
+                "rounds some values",
+                stacklevel=3,
+            )
+    return converted
+
+
+def write_movie(path: str | os.PathLike[str], movie: Any, overwrite: bool = False) -> Path:
+    """Write a movie as an ImageJ hyperstack TIFF (atomically).
+
+    Parameters
+    ----------
+    path
+        Output file (``.tif``).
+    movie
+        Anything :func:`as_movie` accepts.
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    OutputExistsError
+        If ``path`` exists and ``overwrite`` is false.
+
+    Notes
+    -----
+    Axes are written as TZCYX (TZYXS for RGB 8-bit movies), with the calibration (pixel size,
+    unit, z spacing, frame interval, time unit) in ImageJ's metadata and resolution tags, so
+    Fiji opens it as a hyperstack with the right scale. Pixel types ImageJ cannot show are
+    converted: bool -> 8-bit 0/255, non-negative integers up to 65535 -> 16-bit, anything else
+    -> 32-bit float.
+    """
+    import tifffile
+
+    path = check_overwrite(path, overwrite)
+    mv = as_movie(movie)
+    data = _imagej_dtype(np.asarray(mv.values))
+    a = mv.attrs
+    rgb = bool(a.get("rgb")) and mv.sizes["c"] in (3, 4) and data.dtype == np.uint8
+    if rgb:
+        data = np.moveaxis(data, 2, -1)  # T Z Y X S
+        axes = "TZYXS"
+    else:
+        axes = "TZCYX"
+    metadata: dict[str, Any] = {"axes": axes}
+    resolution = None
+    if a.get("unit"):
+        metadata["unit"] = _escape(str(a["unit"]))
+        if a.get("pixel_size"):
+            resolution = (1.0 / float(a["pixel_size"]), 1.0 / float(a["pixel_size"]))
+        if a.get("z_spacing"):
+            metadata["spacing"] = float(a["z_spacing"])
+    if a.get("frame_interval"):
+        metadata["finterval"] = float(a["frame_interval"])
+        if a.get("time_unit"):
+            metadata["tunit"] = _escape(str(a["time_unit"]))
+    with atomic_write(path, "wb", overwrite=overwrite) as fh:
+        # tifffile wants a file name for streams; the temporary file's descriptor has none.
+        handle = tifffile.FileHandle(fh, mode="wb", name=path.name)
+        tifffile.imwrite(
+            handle,
+            data,
+            imagej=True,
+            resolution=resolution,
+            metadata=metadata,
+            photometric="rgb" if rgb else "minisblack",
+        )
+    return path
