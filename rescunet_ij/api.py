@@ -93,9 +93,9 @@ def write_outlines(
     from .io.rois import write_rois
 
     t, z, c, _, _ = _movie_dims(movie)
-    return write_rois(
-        path, list(outlines), hyperstack=True, n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite
-    )
+    # hyperstack=None: positions the way ImageJ itself stores them for this movie's dimensions
+    # (c/z/t on true hyperstacks, the stack index on a time-only or z-only stack).
+    return write_rois(path, list(outlines), n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite)
 
 
 def write_labels(

@@ -352,22 +352,17 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 usage, 2 a problem with the input)."""
-    import click
-
+    """Run the CLI; returns the exit code (0 ok, 2 bad usage or a problem with the input)."""
     warnings.showwarning = _show_warning
     try:
-        app(args=argv, prog_name="rescunet-ij", standalone_mode=False)
+        # standalone mode: typer/click print usage errors themselves and exit with SystemExit(2).
+        app(args=argv, prog_name="rescunet-ij", standalone_mode=True)
+    except SystemExit as exc:
+        code = exc.code
+        return code if isinstance(code, int) else (0 if code is None else 1)
     except RescunetError as exc:
         _console().print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        return 1
     except KeyboardInterrupt:
         _console().print("interrupted; outputs are written atomically, so nothing half-written was left")
         return 130
