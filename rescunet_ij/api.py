@@ -251,6 +251,7 @@ def train(
 
             raise OutputExistsError(f"model file {output} already exists; choose another name or pass --overwrite")
     samples, meta = read_training_set(training_data)
+    explicit_arch = config is not None or any(params.get(k) is not None for k in ModelConfig.model_fields)
     if config is None:
         if "subimage_size" not in params and meta.get("window_size"):
             params["subimage_size"] = tuple(meta["window_size"])
@@ -260,7 +261,10 @@ def train(
     loaded = None
     if init_from is not None:
         loaded = init_from if isinstance(init_from, LoadedModel) else load_model(init_from)
-        config = config_for_finetune(config, loaded)
+        if not explicit_arch:
+            # Fine-tuning keeps the original architecture, normalisation and window; an architecture
+            # given explicitly is checked against the model's by train_model (clear ConfigError).
+            config = config_for_finetune(config, loaded)
     return train_model(samples, config, output=output, init_from=loaded, callbacks=callbacks, overwrite=overwrite)
 
 

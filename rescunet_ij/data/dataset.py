@@ -1,0 +1,373 @@
+"""The torch dataset that turns training samples into network windows.
+
+Each item is one window around one sample's object, cut, rescaled and normalised exactly as in
+propagation (:mod:`rescunet_ij.data.windows`), optionally augmented, plus the pixel weights of
+the loss (:func:`weight_map`, also exported by :mod:`rescunet_ij.train.loss`).
+
+Randomness is a pure function of ``(seed, epoch, index)``, so an epoch gives the same windows
+whatever the number of DataLoader workers, and workers never repeat each other's draws. Index the
+dataset with ``(epoch, index)`` pairs (see :class:`EpochSampler`) or call :meth:`set_epoch`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage as ndi
+from torch.utils.data import Dataset, Sampler
+
+from ..config import NormalizationConfig
+from ..errors import DataError
+from .training_set import TrainingSample
+from .windows import clamp_origin, extract_windows, to_network
+
+__all__ = ["EpochSampler", "WindowDataset", "foreground_fraction", "weight_map"]
+
+MIN_JITTER = 3
+"""Smallest window shift (pixels) drawn in training, even when the object nearly fills the window."""
+
+_CACHE_BUDGET_BYTES = 512 * 2**20  # cache deterministic (validation) items up to this size
+
+
+def _pair(v: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, (int, np.integer)):
+        return int(v), int(v)
+    a, b = (int(x) for x in v)
+    return a, b
+
+
+def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:  # no prompt: centre of the crop
+        h, w = mask.shape
+        return h // 2, h // 2 + 1, w // 2, w // 2 + 1
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+def weight_map(mask: np.ndarray, w0: float, sigma: float, fg_fraction: float) -> np.ndarray:
+    """Pixel weights for the loss: class balance plus a border term.
+
+    ``w = (1 - f)`` on the object and ``f`` on the background (``f`` = foreground fraction of
+    the training set, so the rarer class weighs more), plus ``w0 * exp(-d**2 / (2 * sigma**2))``
+    where ``d`` is each pixel's Euclidean distance to the nearest pixel of the other class
+    (1 for pixels touching the border).
+
+    Parameters
+    ----------
+    mask
+        ``(H, W)`` target mask (bool or 0/1).
+    w0
+        Amplitude of the border term (0 switches it off).
+    sigma
+        Width of the border term in pixels (> 0).
+    fg_fraction
+        Foreground fraction ``f`` of the training set, in (0, 1).
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(H, W)`` float32 weights. A mask that is all background (or all foreground) has no
+        border, so it gets the class weights only.
+
+    Raises
+    ------
+    ValueError
+        If ``sigma <= 0``, ``w0 < 0`` or ``fg_fraction`` is outside (0, 1).
+    """
+    if sigma <= 0:
+        raise ValueError(f"sigma must be > 0, got {sigma}")
+    if w0 < 0:
+        raise ValueError(f"w0 must be >= 0, got {w0}")
+    if not 0.0 < fg_fraction < 1.0:
+        raise ValueError(f"fg_fraction must be between 0 and 1 (exclusive), got {fg_fraction}")
+    mask = np.asarray(mask).astype(bool)
+    w = np.where(mask, 1.0 - fg_fraction, fg_fraction).astype(np.float32)
+    if w0 > 0 and mask.any() and not mask.all():
+        # distance_transform_edt gives each non-zero pixel its distance to the nearest zero pixel.
+        d = np.where(mask, ndi.distance_transform_edt(mask), ndi.distance_transform_edt(~mask))
+        w += (w0 * np.exp(-(d**2) / (2.0 * sigma**2))).astype(np.float32)
+    return w
+
+
+def foreground_fraction(targets: Sequence[np.ndarray] | np.ndarray) -> float:
+    """Fraction of object pixels over a set of target windows, clipped to [0.01, 0.99].
+
+    The clip keeps both class weights of :func:`weight_map` positive even
+    for degenerate sets.
+    """
+    total = sum(int(np.asarray(t).size) for t in targets)
+    fg = sum(int(np.count_nonzero(t)) for t in targets)
+    return float(np.clip(fg / max(total, 1), 0.01, 0.99))
+
+
+class EpochSampler(Sampler):
+    """Yields ``(epoch, index)`` pairs: a seeded shuffle per epoch (or the plain order).
+
+    Keeping the epoch in the index lets persistent DataLoader workers draw fresh augmentations
+    every epoch without being told about it.
+    """
+
+    def __init__(self, n: int, *, shuffle: bool = True, seed: int = 0) -> None:
+        self.n = int(n)
+        self.shuffle = shuffle
+        self.seed = int(seed)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch whose order (and augmentations) the next iteration yields."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        if self.shuffle:
+            order = np.random.default_rng([self.seed, self.epoch, 7]).permutation(self.n)
+        else:
+            order = np.arange(self.n)
+        return iter((self.epoch, int(i)) for i in order)
+
+
+class WindowDataset(Dataset):
+    """Network windows around training samples, with augmentation and loss weights.
+
+    Parameters
+    ----------
+    samples
+        The training samples (all with the same number of image channels).
+    input_size
+        Network input ``(H, W)``.
+    window
+        Native-pixel window ``(h, w)`` cut around each object, resized to ``input_size``.
+    normalization
+        Intensity scaling (for ``max`` mode, ``max_value`` must be set).
+    augment
+        Random flips, 90-degree rotations (square inputs only), intensity jitter and occasional
+        prompt perturbations; used only when ``train`` is true.
+    w0, sigma
+        Border term of the loss weights (see :func:`weight_map`).
+    fg_fraction
+        Foreground fraction for the class weights; ``None`` computes it from these samples'
+        centred windows (give the training set's value to a validation dataset).
+    seed
+        Seed of every random draw.
+    train
+        Training mode: windows are jittered around the object. ``False`` gives deterministic,
+        centred windows (validation).
+    prompt_perturbation
+        Probability that the previous mask is slightly dilated, eroded or shifted (training with
+        augmentation only), so the network learns to correct imperfect prompts.
+
+    Notes
+    -----
+    ``dataset[i]`` (or ``dataset[(epoch, i)]``) returns a dict with ``image`` ``(C, H, W)``
+    float32, ``prev_mask`` ``(1, H, W)`` float32 0/1, ``target`` ``(H, W)`` int64 0/1 and
+    ``weight`` ``(H, W)`` float32.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[TrainingSample],
+        *,
+        input_size: int | Sequence[int],
+        window: int | Sequence[int],
+        normalization: NormalizationConfig,
+        augment: bool,
+        w0: float,
+        sigma: float,
+        fg_fraction: float | None = None,
+        seed: int = 0,
+        train: bool = True,
+        prompt_perturbation: float = 0.1,
+    ) -> None:
+        samples = list(samples)
+        if not samples:
+            raise DataError("the dataset has no samples; give at least one training sample")
+        if normalization.mode == "max" and normalization.max_value is None:
+            raise DataError(
+                "normalization mode 'max' needs max_value (the training-set maximum); "
+                "train_model fills it in, or set it yourself"
+            )
+        self.input_size = _pair(input_size)
+        self.window = _pair(window)
+        self.normalization = normalization
+        self.train = bool(train)
+        self.augment = bool(augment) and self.train
+        self.w0 = float(w0)
+        self.sigma = float(sigma)
+        self.seed = int(seed)
+        self.prompt_perturbation = float(prompt_perturbation)
+        self.epoch = 0
+        self.names = [s.name for s in samples]
+
+        # Precompute everything that does not depend on the draw: float images, masks, bboxes.
+        self._images: list[np.ndarray] = []
+        self._masks: list[np.ndarray] = []
+        self._prev: list[np.ndarray] = []
+        self._bboxes: list[tuple[int, int, int, int]] = []
+        channels = {s.channels for s in samples}
+        if len(channels) > 1:
+            raise DataError(
+                f"the samples have different numbers of image channels ({sorted(channels)}); "
+                "all images of a training set must have the same channels"
+            )
+        self.channels = channels.pop()
+        for s in samples:
+            img = np.asarray(s.image, dtype=np.float32)
+            img = img[None] if img.ndim == 2 else img
+            if img.shape[-2:] != np.shape(s.mask) or np.shape(s.prev_mask) != np.shape(s.mask):
+                raise DataError(
+                    f"sample {s.name}: image {img.shape[-2:]}, mask {np.shape(s.mask)} and prev_mask "
+                    f"{np.shape(s.prev_mask)} must have the same size"
+                )
+            self._images.append(np.ascontiguousarray(img))
+            self._masks.append(np.asarray(s.mask, dtype=bool).astype(np.uint8))
+            self._prev.append(np.asarray(s.prev_mask, dtype=bool).astype(np.uint8))
+            self._bboxes.append(_bbox(self._prev[-1]))
+
+        if fg_fraction is None:
+            targets = [self._cut(i, self._origin(i, None))[1] for i in range(len(samples))]
+            fg_fraction = foreground_fraction([t.numpy() for t in targets])
+        if not 0.0 < fg_fraction < 1.0:
+            raise DataError(f"fg_fraction must be between 0 and 1 (exclusive), got {fg_fraction}")
+        self.fg_fraction = float(fg_fraction)
+
+        h, w = self.input_size
+        item_bytes = 4 * h * w * (self.channels + 3)
+        self._cache: dict[int, dict[str, torch.Tensor]] | None = (
+            {} if not self.train and item_bytes * len(samples) <= _CACHE_BUDGET_BYTES else None
+        )
+
+    # ------------------------------------------------------------------------- geometry
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch used for plain integer indices (augmentations differ per epoch)."""
+        self.epoch = int(epoch)
+
+    def _origin(self, idx: int, rng: np.random.Generator | None) -> tuple[int, int]:
+        """Window origin: centred on the prompt's bbox; jittered in training mode."""
+        r0, r1, c0, c1 = self._bboxes[idx]
+        H, W = self._masks[idx].shape
+        out = []
+        for lo, hi, size, length in ((r0, r1, self.window[0], H), (c0, c1, self.window[1], W)):
+            extent = hi - lo
+            if rng is None:
+                start = round((lo + hi) / 2 - size / 2)
+            elif extent <= size:
+                jmax = max((size - extent) // 2, MIN_JITTER)
+                start = round((lo + hi) / 2 - size / 2) + int(rng.integers(-jmax, jmax + 1))
+            else:  # object larger than the window: any part of it may be in view
+                start = round(rng.uniform(lo, hi) - size / 2)
+            out.append(clamp_origin(start, size, length))
+        return out[0], out[1]
+
+    def _cut(
+        self, idx: int, origin: tuple[int, int]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Cut and scale one window: image (C,H,W) normalised, target (H,W), prompt (1,H,W)."""
+        origins = [origin]
+        img = np.stack(
+            [
+                extract_windows(ch, origins, self.window, pad_mode="reflect")[0]
+                for ch in self._images[idx]
+            ]
+        )
+        tgt = extract_windows(self._masks[idx], origins, self.window, pad_mode="constant")
+        prev = extract_windows(self._prev[idx], origins, self.window, pad_mode="constant")
+        image = to_network(img[None], self.input_size, normalization=self.normalization)[0]
+        target = to_network(tgt, self.input_size, is_mask=True)[0, 0]
+        prompt = to_network(prev, self.input_size, is_mask=True)[0]
+        return image, target, prompt
+
+    # ------------------------------------------------------------------------- augmentation
+
+    def _augment(
+        self,
+        image: torch.Tensor,
+        target: torch.Tensor,
+        prompt: torch.Tensor,
+        rng: np.random.Generator,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # Geometry: the same flips/rotation for image, target and prompt keeps them aligned.
+        dims = []
+        if rng.random() < 0.5:
+            dims.append(-1)
+        if rng.random() < 0.5:
+            dims.append(-2)
+        if dims:
+            image, target, prompt = (torch.flip(t, dims) for t in (image, target, prompt))
+        if self.input_size[0] == self.input_size[1]:
+            k = int(rng.integers(0, 4))
+            if k:
+                image, target, prompt = (
+                    torch.rot90(t, k, (-2, -1)) for t in (image, target, prompt)
+                )
+
+        # Intensity, after normalisation (values ~[0, 1], clipped to [-0.5, 1.5] in percentile mode).
+        contrast = float(rng.uniform(0.75, 1.25))
+        offset = float(rng.uniform(-0.1, 0.1))
+        image = image * contrast + offset
+        if rng.random() < 0.5:
+            gamma = float(rng.uniform(0.8, 1.25))
+            clipped = image.clamp(0.0, 1.0)
+            # Gamma bends the [0, 1] part only; what lies outside keeps its offset from the range.
+            image = image + (clipped.pow(gamma) - clipped)
+        if rng.random() < 0.5:
+            std = float(rng.uniform(0.0, 0.03))
+            image = image + torch.from_numpy(
+                rng.normal(0.0, std, size=tuple(image.shape)).astype(np.float32)
+            )
+
+        if rng.random() < self.prompt_perturbation:
+            prompt = self._perturb_prompt(prompt, rng)
+        return image.contiguous(), target.contiguous(), prompt.contiguous()
+
+    @staticmethod
+    def _perturb_prompt(prompt: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        """A slightly wrong prompt: dilated, eroded or shifted by 1-3 pixels."""
+        m = prompt[0].numpy() > 0.5
+        kind = int(rng.integers(0, 3))
+        if kind == 0:
+            out = ndi.binary_dilation(m, iterations=int(rng.integers(1, 3)))
+        elif kind == 1:
+            out = ndi.binary_erosion(m, iterations=int(rng.integers(1, 3)))
+        else:
+            dy, dx = (int(v) for v in rng.integers(-3, 4, size=2))
+            out = ndi.shift(m.astype(np.uint8), (dy, dx), order=0, mode="constant", cval=0) > 0
+        if not out.any():  # erosion or a shift must not erase the prompt
+            return prompt
+        return torch.from_numpy(out.astype(np.float32))[None]
+
+    # ------------------------------------------------------------------------- items
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        if isinstance(key, tuple):
+            epoch, idx = int(key[0]), int(key[1])
+        else:
+            epoch, idx = self.epoch, int(key)
+        if not -len(self) <= idx < len(self):
+            raise IndexError(f"index {idx} out of range for a dataset of {len(self)} samples")
+        idx %= len(self)
+        if self._cache is not None and idx in self._cache:
+            return self._cache[idx]
+        rng = np.random.default_rng([self.seed, epoch, idx]) if self.train else None
+        image, target, prompt = self._cut(idx, self._origin(idx, rng))
+        if self.augment and rng is not None:
+            image, target, prompt = self._augment(image, target, prompt, rng)
+        mask = target.numpy() > 0.5
+        weight = weight_map(mask, self.w0, self.sigma, self.fg_fraction)
+        item = {
+            "image": image.float(),
+            "prev_mask": prompt.float(),
+            "target": torch.from_numpy(mask.astype(np.int64)),
+            "weight": torch.from_numpy(weight),
+        }
+        if self._cache is not None:
+            self._cache[idx] = item
+        return item

@@ -1,0 +1,325 @@
+"""Training-set folders and zips in the PyJAMAS layout."""
+
+from __future__ import annotations
+
+import json
+import warnings
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+
+from rescunet_ij.data import training_set as ts
+from rescunet_ij.data.training_set import (
+    META_FILE,
+    TrainingSample,
+    read_training_set,
+    samples_from_masks,
+    write_training_set,
+    write_training_zip,
+)
+from rescunet_ij.errors import DataError, OutputExistsError
+from rescunet_ij.sample_data import synthetic_movie
+
+
+@pytest.fixture(scope="module")
+def movie():
+    return synthetic_movie(6, (96, 96), n_objects=3, seed=3)
+
+
+@pytest.fixture(scope="module")
+def samples(movie):
+    masks = {o: {t: movie.labels[t] == o for t in range(6)} for o in (1, 2, 3)}
+    return samples_from_masks(movie.images, masks, 32)
+
+
+def _assert_same(a: list[TrainingSample], b: list[TrainingSample]) -> None:
+    assert [s.name for s in a] == [s.name for s in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.image, y.image)
+        assert x.image.dtype == y.image.dtype
+        np.testing.assert_array_equal(x.mask, y.mask)
+        np.testing.assert_array_equal(x.prev_mask, y.prev_mask)
+        assert y.mask.dtype == bool and y.prev_mask.dtype == bool
+
+
+def _write_sample(root, name, image, mask, prev, fname=None):
+    for sub, arr in (("image", image), ("mask", mask), ("prev_mask", prev)):
+        (root / name / sub).mkdir(parents=True)
+        tifffile.imwrite(root / name / sub / (fname or f"{name}.tif"), arr)
+
+
+# ----------------------------------------------------------------------------- samples_from_masks
+
+
+def test_samples_from_masks_crops_contain_both_masks(movie, samples):
+    assert len(samples) == 3 * 5  # every object, frames 2..6
+    assert samples[0].name == "t0002_obj0001"
+    assert [s.name for s in samples[:3]] == ["t0002_obj0001", "t0002_obj0002", "t0002_obj0003"]
+    for s in samples:
+        t, obj = int(s.name[1:5]) - 1, int(s.name[-4:])
+        # The crop holds the whole object in both frames (the masks lose no pixel).
+        assert s.mask.sum() == (movie.labels[t] == obj).sum()
+        assert s.prev_mask.sum() == (movie.labels[t - 1] == obj).sum()
+        # About twice the window, clipped to the 96-pixel frame.
+        assert all(32 < n <= 96 for n in s.shape)
+        assert s.image.dtype == np.uint16 and s.image.shape == s.shape
+        # Centred on the previous mask unless clipped by the frame border.
+        rows = np.flatnonzero(s.prev_mask.any(1))
+        assert rows[0] >= 16 or s.shape[0] < 64
+
+
+def test_samples_from_masks_skips_empty_masks_with_warning(movie):
+    masks = {
+        4: {0: movie.labels[0] == 1, 1: np.zeros((96, 96), bool), 2: movie.labels[2] == 1},
+        7: {3: movie.labels[3] == 2, 4: movie.labels[4] == 2},
+    }
+    with pytest.warns(UserWarning, match=r"object 4 frame 2 .*object 4 frame 3"):
+        out = samples_from_masks(movie.images, masks, 32)
+    assert [s.name for s in out] == ["t0005_obj0007"]
+
+
+def test_samples_from_masks_rejects_wrong_sizes(movie):
+    with pytest.raises(DataError, match="50x50.*96x96"):
+        samples_from_masks(movie.images, {1: {0: np.ones((50, 50), bool)}}, 32)
+    with pytest.raises(DataError, match="frame 10.*6 frame"):
+        samples_from_masks(movie.images, {1: {9: movie.labels[0] == 1}}, 32)
+
+
+def test_samples_from_masks_large_object_gets_a_larger_crop():
+    planes = np.zeros((2, 200, 200), np.uint16)
+    prev = np.zeros((200, 200), bool)
+    prev[50:130, 60:100] = True  # 80 rows tall, larger than 2 x 32
+    cur = np.roll(prev, 10, axis=0)
+    (s,) = samples_from_masks(planes, {1: {0: prev, 1: cur}}, (32, 32))
+    assert s.shape[0] >= 90 + 32 and s.mask.sum() == cur.sum() and s.prev_mask.sum() == prev.sum()
+
+
+# ----------------------------------------------------------------------------- folders
+
+
+def test_round_trip_folder(tmp_path, samples):
+    out = write_training_set(
+        samples, tmp_path / "set", meta={"window_size": (32, 32), "source": "movie.tif"}
+    )
+    assert out == tmp_path / "set"
+    first = samples[0].name
+    mask = tifffile.imread(out / first / "mask" / f"{first}.tif")
+    assert mask.dtype == np.uint8 and set(np.unique(mask)) == {0, 255}
+    back, meta = read_training_set(out)
+    _assert_same(samples, back)
+    assert meta["window_size"] == [32, 32] and meta["source"] == "movie.tif"
+    assert meta["n_samples"] == len(samples) and "package_version" in meta and "created" in meta
+    # No temporary folders are left beside the set.
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+
+
+def test_multichannel_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    m = np.zeros((40, 40), bool)
+    m[10:20, 10:25] = True
+    s = TrainingSample(rng.integers(0, 255, (3, 40, 40)).astype(np.uint8), m, np.roll(m, 2, 0), "a")
+    back, _ = read_training_set(write_training_set([s], tmp_path / "s"))
+    assert back[0].image.shape == (3, 40, 40) and back[0].channels == 3
+    np.testing.assert_array_equal(back[0].image, s.image)
+
+
+def test_pyjamas_style_set(tmp_path):
+    """0/1 and bool masks, float and 8-bit images, any file name, no metadata file."""
+    m = np.zeros((30, 30), np.uint8)
+    m[5:15, 8:20] = 1
+    _write_sample(
+        tmp_path, "cell_1", np.full((30, 30), 0.5, np.float32), m, np.roll(m, 1, 1), "x.tiff"
+    )
+    _write_sample(
+        tmp_path,
+        "cell_2",
+        np.arange(900, dtype=np.uint8).reshape(30, 30),
+        m.astype(bool),
+        m * 255,
+        "whatever.TIF",
+    )
+    samples, meta = read_training_set(tmp_path)
+    assert meta == {}
+    assert [s.name for s in samples] == ["cell_1", "cell_2"]
+    assert samples[0].image.dtype == np.float32 and samples[1].image.dtype == np.uint8
+    for s in samples:
+        assert s.mask.dtype == bool and s.mask.sum() == 120 and s.prev_mask.sum() == 120
+
+
+def test_write_refuses_existing_folder(tmp_path, samples):
+    out = write_training_set(samples[:2], tmp_path / "set")
+    with pytest.raises(OutputExistsError, match="set"):
+        write_training_set(samples[2:4], out)
+    assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[:2]]
+    write_training_set(samples[2:4], out, overwrite=True)
+    assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[2:4]]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    # An existing empty folder is fine; a folder of other files is never replaced.
+    (tmp_path / "empty").mkdir()
+    write_training_set(samples[:1], tmp_path / "empty")
+    other = tmp_path / "photos"
+    other.mkdir()
+    (other / "holiday.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match="not a training set"):
+        write_training_set(samples[:1], other, overwrite=True)
+    assert (other / "holiday.jpg").exists()
+
+
+def test_crash_while_writing_leaves_nothing_and_keeps_the_old_set(tmp_path, samples, monkeypatch):
+    out = write_training_set(samples[:2], tmp_path / "set")
+    calls = {"n": 0}
+    real = ts._write_tiff
+
+    def flaky(target, array):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise OSError("disk full")
+        real(target, array)
+
+    monkeypatch.setattr(ts, "_write_tiff", flaky)
+    with pytest.raises(OSError, match="disk full"):
+        write_training_set(samples[2:5], out, overwrite=True)
+    assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[:2]]
+    calls["n"] = 0
+    with pytest.raises(OSError):
+        write_training_set(samples, tmp_path / "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+
+def test_write_rejects_bad_samples(tmp_path, samples):
+    with pytest.raises(DataError, match="no training samples"):
+        write_training_set([], tmp_path / "a")
+    with pytest.raises(DataError, match="unique"):
+        write_training_set([samples[0], samples[0]], tmp_path / "a")
+    bad = TrainingSample(np.zeros((10, 10)), np.zeros((9, 10), bool), np.zeros((10, 10), bool), "b")
+    with pytest.raises(DataError, match="10x10.*9x10"):
+        write_training_set([bad], tmp_path / "a")
+    with pytest.raises(DataError, match="folder name"):
+        write_training_set(
+            [TrainingSample(samples[0].image, samples[0].mask, samples[0].prev_mask, "../x")],
+            tmp_path / "a",
+        )
+    assert not (tmp_path / "a").exists()
+
+
+# ----------------------------------------------------------------------------- zips
+
+
+def test_zip_round_trip(tmp_path, samples):
+    z = write_training_zip(samples, tmp_path / "testtrain.zip")
+    names = zipfile.ZipFile(z).namelist()
+    first = samples[0].name
+    assert f"{first}/image/{first}.tif" in names and META_FILE in names
+    back, meta = read_training_set(z)
+    _assert_same(samples, back)
+    assert meta["n_samples"] == len(samples)
+    with pytest.raises(OutputExistsError):
+        write_training_zip(samples, z)
+    # From a folder, keeping its metadata.
+    folder = write_training_set(samples, tmp_path / "set", meta={"source": "m.tif"})
+    z2 = write_training_zip(folder, tmp_path / "t2.zip")
+    back2, meta2 = read_training_set(z2)
+    _assert_same(samples, back2)
+    assert meta2["source"] == "m.tif"
+
+
+def test_zip_with_one_top_folder(tmp_path, samples):
+    folder = write_training_set(samples[:3], tmp_path / "mytrain")
+    z = tmp_path / "packed.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for p in sorted(folder.rglob("*")):
+            zf.write(p, p.relative_to(tmp_path).as_posix())  # includes folder entries
+        zf.writestr("__MACOSX/._junk", b"junk")
+    back, meta = read_training_set(z)
+    _assert_same(samples[:3], back)
+    assert meta["n_samples"] == 3
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def test_read_errors(tmp_path, samples):
+    with pytest.raises(DataError, match="does not exist"):
+        read_training_set(tmp_path / "nope")
+    f = tmp_path / "notes.txt"
+    f.write_text("hi")
+    with pytest.raises(DataError, match="not a folder or a .zip"):
+        read_training_set(f)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no sample folders.*image/, mask/ and prev_mask/"):
+        read_training_set(tmp_path / "empty")
+
+    good = write_training_set(samples[:2], tmp_path / "good")
+    name = samples[0].name
+    with pytest.raises(DataError, match="ONE sample folder"):
+        read_training_set(good / name)
+
+
+def _fresh(tmp_path, samples, tag):
+    return write_training_set(samples[:2], tmp_path / tag)
+
+
+def test_read_errors_in_samples(tmp_path, samples):
+    name = samples[0].name
+    d = _fresh(tmp_path, samples, "a")
+    for p in (d / name / "prev_mask").iterdir():
+        p.unlink()
+    (d / name / "prev_mask").rmdir()
+    with pytest.raises(DataError, match=rf"{name} has no prev_mask/ folder"):
+        read_training_set(d)
+
+    d = _fresh(tmp_path, samples, "b")
+    (d / name / "mask" / f"{name}.tif").unlink()
+    with pytest.raises(DataError, match=rf"{name}/mask holds no TIFF"):
+        read_training_set(d)
+
+    d = _fresh(tmp_path, samples, "c")
+    tifffile.imwrite(d / name / "image" / "second.tif", samples[0].image)
+    with pytest.raises(DataError, match="2 TIFFs"):
+        read_training_set(d)
+
+    d = _fresh(tmp_path, samples, "d")
+    tifffile.imwrite(d / name / "mask" / f"{name}.tif", np.ones((7, 9), np.uint8))
+    h, w = samples[0].shape
+    with pytest.raises(DataError, match=rf"image of {h}x{w} pixels, a mask of 7x9"):
+        read_training_set(d)
+
+    d = _fresh(tmp_path, samples, "e")
+    (d / name / "image" / f"{name}.tif").write_bytes(b"not a tiff at all")
+    with pytest.raises(DataError, match="cannot read"):
+        read_training_set(d)
+
+    d = _fresh(tmp_path, samples, "f")
+    (d / "stray_folder").mkdir()
+    with pytest.raises(DataError, match="stray_folder has no image/ folder"):
+        read_training_set(d)
+
+
+def test_empty_masks_are_skipped_or_fatal(tmp_path):
+    m = np.zeros((20, 20), np.uint8)
+    m[5:10, 5:10] = 255
+    z = np.zeros_like(m)
+    _write_sample(tmp_path / "s", "ok", m, m, m)
+    _write_sample(tmp_path / "s", "no_target", m, z, m)
+    _write_sample(tmp_path / "s", "no_prompt", m, m, z)
+    with pytest.warns(UserWarning, match="no_prompt .*prev_mask.*no_target .*mask"):
+        samples, _ = read_training_set(tmp_path / "s")
+    assert [s.name for s in samples] == ["ok"]
+
+    _write_sample(tmp_path / "e", "x", m, z, z)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(DataError, match="every sample"):
+            read_training_set(tmp_path / "e")
+
+
+def test_bad_metadata_is_ignored_with_warning(tmp_path, samples):
+    d = write_training_set(samples[:1], tmp_path / "s")
+    (d / META_FILE).write_text("{broken")
+    with pytest.warns(UserWarning, match="ignoring"):
+        back, meta = read_training_set(d)
+    assert meta == {} and len(back) == 1
+    (d / META_FILE).write_text(json.dumps({"window_size": [48, 48]}))
+    assert read_training_set(d)[1] == {"window_size": [48, 48]}
