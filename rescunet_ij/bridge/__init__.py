@@ -1,0 +1,64 @@
+"""The ImageJ bridge: the only part of rescunet-ij that touches Java (ImageJ 1.x) objects.
+
+Start (or attach to) ImageJ once per process, then convert and run::
+
+    from rescunet_ij import bridge
+    ij = bridge.start_imagej()                 # plain ij.jar; or start_imagej("/path/Fiji.app")
+    imp = bridge.movie_to_imageplus(movie, show=True)
+    ...outline objects on frame 1, add them to the ROI Manager...
+    print(bridge.propagate_in_imagej("model.rescunet", imp))
+
+Importing this package starts no JVM and imports neither JPype, scyjava nor PyImageJ; those are
+imported inside the functions that need them (extra ``imagej``: ``pip install
+'rescunet-ij[imagej]'``; Fiji through PyImageJ: extra ``fiji``).
+"""
+
+from __future__ import annotations
+
+from .convert import (
+    MARKER_PROPERTY,
+    RoiPushSummary,
+    imageplus_to_movie,
+    movie_to_imageplus,
+    outlines_to_roimanager,
+    outlines_to_rois,
+    read_roimanager,
+    roimanager_to_outlines,
+    rois_to_outlines,
+)
+from .gateway import (
+    BridgeWarning,
+    ImageJHandle,
+    find_ij_jar,
+    get_imagej,
+    imagej_running,
+    start_imagej,
+)
+from .operations import (
+    PropagationSummary,
+    apply_to_current_frame,
+    export_training_set,
+    propagate_in_imagej,
+)
+
+__all__ = [
+    "MARKER_PROPERTY",
+    "BridgeWarning",
+    "ImageJHandle",
+    "PropagationSummary",
+    "RoiPushSummary",
+    "apply_to_current_frame",
+    "export_training_set",
+    "find_ij_jar",
+    "get_imagej",
+    "imagej_running",
+    "imageplus_to_movie",
+    "movie_to_imageplus",
+    "outlines_to_roimanager",
+    "outlines_to_rois",
+    "propagate_in_imagej",
+    "read_roimanager",
+    "roimanager_to_outlines",
+    "rois_to_outlines",
+    "start_imagej",
+]
