@@ -1,6 +1,6 @@
 """Pixels and calibration: ImageJ ``ImagePlus`` <-> rescunet-ij movies (``xarray``, ``t, z, c, y, x``).
 
-Transfers go plane by plane as bulk array copies (``np.asarray(short[])`` one way, a new Java
+Transfers go plane by plane as bulk array copies (``memoryview(short[])`` one way, a new Java
 array from a numpy buffer the other way); never element by element through Python.
 ImageJ's Java arrays are signed (``byte``/``short``/``int``); the bit patterns are kept and
 viewed as unsigned on the Python side, which is how ImageJ itself reads 8- and 16-bit images.
@@ -143,7 +143,8 @@ def imageplus_to_movie(
         for z in range(n_z):
             for k, c in enumerate(src_channels):
                 pix = stack.getPixels(imp.getStackIndex(c + 1, z + 1, t + 1))
-                plane = np.asarray(pix).view(view).reshape(h, w)
+                # memoryview: a bulk copy of the Java array (~10x faster than np.asarray on it).
+                plane = np.frombuffer(memoryview(pix), dtype=view).reshape(h, w)
                 if not rgb:
                     out[ti, z, k] = plane
                     continue
