@@ -1,0 +1,576 @@
+"""Core speed and memory benchmark: training samples/s, propagation object-frames/s, peak memory.
+
+Settings of the issue: network input 64x64, concatenation level L=1, base filters 64 (the paper's
+architecture, about 31 million parameters), batch 8 for training, 256x256 frames. Every measurement
+runs in its own subprocess so its peak resident memory (``ru_maxrss``) is clean; on CUDA the peak
+of ``torch.cuda.max_memory_allocated`` is reported too.
+
+* **training (train_model)**: the real training loop (:func:`rescunet_ij.train.loop.train_model`,
+  :class:`~rescunet_ij.data.dataset.WindowDataset`, augmentation, weighted cross-entropy, the
+  loop's optimizer) on samples cut from a synthetic 256x256 movie
+  (:func:`rescunet_ij.sample_data.synthetic_movie`). Batches are timed through the loop's
+  ``on_batch_end`` callback; the first ``--warmup`` batches are excluded.
+* **training (network step)**: forward + loss + backward + optimizer step on batches prepared
+  in advance by the same WindowDataset: the network's share of the cost, no data loading.
+* **propagation**: one :class:`~rescunet_ij.propagate.Propagator` run over the movie from the
+  true masks of frame 0, all objects batched, first frame excluded (warm-up). The network has
+  *random weights* (speed does not depend on them); its full forward pass is computed, but its
+  output is replaced by the prompt (see :func:`_echo_network`) so objects are not lost and the
+  per-object work (window planning, merging, hole filling, outlines) is timed as in real use.
+
+The PyJAMAS reference figures (2 CPU cores) are those quoted in the issue; they were not measured
+by this script.
+
+Usage::
+
+    python benchmarks/bench_core.py                      # CPU (+ CUDA when present), full settings
+    python benchmarks/bench_core.py --device cpu --markdown benchmarks/results/core_cpu.md
+    python benchmarks/bench_core.py --quick --json out.json   # seconds; used by the smoke test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULT_TAG = "BENCH_CORE_RESULT "
+
+# PyJAMAS on 2 CPU cores, as quoted in the issue (not re-measured here).
+PYJAMAS = {
+    "train_samples_per_s": 9.1,
+    "predict_s_per_object_frame": 3.4,
+    "train_peak_gb": 2.0,
+    "predict_peak_gb": 1.7,
+}
+# Targets of the issue, as ratios to PyJAMAS.
+TARGETS = {"train_speedup": 1.5, "predict_speedup": 20.0, "memory_fraction": 0.5}
+
+FULL: dict[str, Any] = {
+    "input_size": 64, "concatenation_level": 1, "base_filters": 64, "batch_size": 8, "frame_size": 256,
+    "train_objects": 10, "train_frames": 21, "warmup": 3, "step_batches": 12,
+    "prop_objects": 10, "prop_frames": 10, "prop_warmup_frames": 1, "prop_batch_size": 64,
+}
+QUICK: dict[str, Any] = {
+    "input_size": 32, "concatenation_level": 1, "base_filters": 4, "batch_size": 4, "frame_size": 96,
+    "train_objects": 3, "train_frames": 4, "warmup": 1, "step_batches": 2,
+    "prop_objects": 3, "prop_frames": 3, "prop_warmup_frames": 1, "prop_batch_size": 64,
+}
+
+
+# =============================================================================== machine and memory
+def machine_info() -> dict[str, Any]:
+    """CPU model, core counts, Python/torch versions and the GPU (if any) of this machine."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        usable = os.cpu_count() or 0
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "logical_cpus": os.cpu_count(),
+        "usable_cpus": usable,
+        "python": platform.python_version(),
+        "platform": platform.platform(terse=True),
+    }
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception as exc:  # noqa: BLE001 - a broken torch must still let the table name the machine
+        info["torch"] = f"unavailable ({exc})"
+        info["gpu"] = None
+    return info
+
+
+def _loadavg() -> list[float] | None:
+    """1/5/15-minute load averages: other work on the machine distorts the timings."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def _rss_now_mb() -> float | None:
+    """Current resident memory of this process in MiB (psutil if installed, else /proc)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:
+        pass
+    try:
+        with open("/proc/self/status", encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024
+
+
+# =============================================================================== child measurements
+def _sync(device: Any) -> None:
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _synthetic_samples(s: dict[str, Any]) -> list:
+    """Training samples (one per object and frame with a previous frame) from a synthetic movie."""
+    import numpy as np
+
+    from rescunet_ij.data.training_set import samples_from_masks
+    from rescunet_ij.sample_data import synthetic_movie
+
+    n = s["frame_size"]
+    sim = synthetic_movie(s["train_frames"], (n, n), n_objects=s["train_objects"], seed=1)
+    masks = {
+        int(o): {t: sim.labels[t] == o for t in range(sim.labels.shape[0]) if (sim.labels[t] == o).any()}
+        for o in np.unique(sim.labels)
+        if o
+    }
+    return samples_from_masks(sim.images, masks, s["input_size"])
+
+
+def _train_config(s: dict[str, Any], device: str, epochs: int = 1):
+    from rescunet_ij.api import train_config
+
+    return train_config(
+        input_size=s["input_size"], concatenation_level=s["concatenation_level"],
+        base_filters=s["base_filters"], batch_size=s["batch_size"], epochs=epochs,
+        validation_fraction=0.0, early_stopping_patience=None, device=device, seed=0,
+    )
+
+
+def child_train_loop(s: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """Time batches of the real training loop (one epoch; warm-up batches excluded)."""
+    import torch
+
+    from rescunet_ij.device import resolve_device
+    from rescunet_ij.train.loop import TrainCallbacks, train_model
+
+    device = resolve_device(device_name)
+    rss_imports = _rss_now_mb()
+    samples = _synthetic_samples(s)
+    cfg = _train_config(s, device.type)
+    stamps: list[float] = []
+
+    def on_batch_end(i: int, n: int) -> None:
+        _sync(device)
+        stamps.append(time.perf_counter())
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t0 = time.perf_counter()
+    train_model(samples, cfg, output=None, callbacks=TrainCallbacks(on_batch_end=on_batch_end))
+    total = time.perf_counter() - t0
+    warm = max(1, int(s["warmup"]))
+    if len(stamps) < warm + 1:
+        raise RuntimeError(
+            f"only {len(stamps)} batches were reported by on_batch_end; need at least {warm + 1} "
+            f"(warm-up {warm}); give more training samples"
+        )
+    timed = len(stamps) - warm  # batches after the warm-up ones
+    seconds = stamps[-1] - stamps[warm - 1]
+    # The last batch of an epoch may be short: count the samples actually in the timed batches.
+    n_samples = len(samples)
+    bs = s["batch_size"]
+    sizes = [min(bs, n_samples - b * bs) for b in range(len(stamps))]
+    timed_samples = sum(sizes[warm:])
+    out = {
+        "samples": n_samples,
+        "batches": len(stamps),
+        "timed_batches": timed,
+        "timed_samples": timed_samples,
+        "seconds": seconds,
+        "total_seconds": total,
+        "samples_per_s": timed_samples / seconds,
+        "rss_after_imports_mb": rss_imports,
+    }
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def child_train_step(s: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """Time forward + loss + backward + optimizer steps on batches prepared in advance."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from rescunet_ij.data.dataset import WindowDataset
+    from rescunet_ij.device import resolve_device
+    from rescunet_ij.model import build_model
+    from rescunet_ij.train.loss import weighted_cross_entropy
+
+    device = resolve_device(device_name)
+    torch.manual_seed(0)
+    rss_imports = _rss_now_mb()
+    samples = _synthetic_samples(s)
+    cfg = _train_config(s, device.type)
+    ds = WindowDataset(
+        samples, input_size=cfg.model.input_size, window=cfg.window_size, normalization=cfg.normalization,
+        augment=True, w0=cfg.weight_w0, sigma=cfg.weight_sigma, seed=0, train=True,
+    )
+    loader = DataLoader(ds, batch_size=s["batch_size"], shuffle=True, drop_last=True)
+    batches = []
+    while len(batches) < s["warmup"] + s["step_batches"]:
+        batches.extend(loader)
+    batches = [{k: v.to(device) for k, v in b.items()} for b in batches[: s["warmup"] + s["step_batches"]]]
+    net = build_model(cfg.model).to(device).train()
+    # Adam, as in PyJAMAS (and rescunet-ij's training loop).
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    t_start = 0.0
+    for i, b in enumerate(batches):
+        if i == s["warmup"]:
+            _sync(device)
+            t_start = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = weighted_cross_entropy(net(b["image"], b["prev_mask"]), b["target"], b["weight"])
+        loss.backward()
+        opt.step()
+    _sync(device)
+    seconds = time.perf_counter() - t_start
+    n = s["step_batches"] * s["batch_size"]
+    out = {
+        "timed_batches": s["step_batches"],
+        "timed_samples": n,
+        "seconds": seconds,
+        "samples_per_s": n / seconds,
+        "parameters": sum(p.numel() for p in net.parameters()),
+        "rss_after_imports_mb": rss_imports,
+    }
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+def _echo_network(mcfg: Any) -> Any:
+    """A random-weight ReSCU-Net whose output follows the prompt (the network is still computed).
+
+    Speed does not depend on the weights, but with random weights every object is lost after one
+    frame and the per-object clean-up (hole filling, components, outlines) is never timed. This
+    network runs the full random-weight forward pass, then returns logits that make the prompt the
+    prediction, so objects keep realistic masks from frame to frame.
+    """
+    import torch
+
+    from rescunet_ij.model import ReSCUNet
+
+    class _PromptEcho(ReSCUNet):
+        def forward(self, image, prev_mask):
+            logits = super().forward(image, prev_mask)
+            p = prev_mask.to(logits.dtype) * 2.0 - 1.0  # +1 inside the prompt, -1 outside
+            return logits * 0.0 + 8.0 * torch.cat([-p, p], dim=1)
+
+    return _PromptEcho(in_channels=mcfg.in_channels, base_filters=mcfg.base_filters,
+                       concatenation_level=mcfg.concatenation_level, dropout=mcfg.dropout)
+
+
+def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
+    """Time one Propagator run over the movie, all objects batched (first frame excluded)."""
+    import numpy as np
+    import torch
+
+    from rescunet_ij.config import ModelConfig, NormalizationConfig, PropagateConfig
+    from rescunet_ij.device import resolve_device
+    from rescunet_ij.io.checkpoint import model_from_network
+    from rescunet_ij.propagate import Propagator
+    from rescunet_ij.sample_data import synthetic_movie
+    from rescunet_ij.types import ObjectMask, ObjectStatus
+
+    device = resolve_device(device_name)
+    torch.manual_seed(0)
+    rss_imports = _rss_now_mb()
+    n = s["frame_size"]
+    warm = s["prop_warmup_frames"]
+    frames = s["prop_frames"] + warm
+    sim = synthetic_movie(frames + 1, (n, n), n_objects=s["prop_objects"], seed=2)
+    mcfg = ModelConfig(
+        input_size=(s["input_size"], s["input_size"]), concatenation_level=s["concatenation_level"],
+        base_filters=s["base_filters"],
+    )
+    loaded = model_from_network(_echo_network(mcfg), mcfg, NormalizationConfig())  # random weights
+    prop = Propagator(loaded, PropagateConfig(device=device.type, batch_size=s["prop_batch_size"]))
+    state = prop.init_state(sim.images)
+    ids = [int(o) for o in np.unique(sim.labels[0]) if o]
+    for o in ids:
+        prop.add_mask(state, 0, o, ObjectMask.from_full(sim.labels[0] == o))
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    gen = prop.propagate(state, 0, frames)
+    seconds = 0.0
+    object_frames = lost = 0
+    for k in range(frames):
+        _sync(device)
+        t0 = time.perf_counter()
+        result = next(gen)
+        _sync(device)
+        dt = time.perf_counter() - t0
+        if k >= warm:
+            seconds += dt
+            object_frames += sum(ob.status is ObjectStatus.OK for ob in result.objects)
+            lost += sum(ob.status is ObjectStatus.LOST for ob in result.objects)
+    gen.close()
+    out = {
+        "objects": len(ids),
+        "timed_frames": s["prop_frames"],
+        "object_frames": object_frames,
+        "lost": lost,
+        "seconds": seconds,
+        "object_frames_per_s": object_frames / seconds,
+        "s_per_object_frame": seconds / object_frames,
+        "rss_after_imports_mb": rss_imports,
+    }
+    if device.type == "cuda":
+        out["cuda_peak_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
+CHILDREN = {"train_loop": child_train_loop, "train_step": child_train_step, "propagate": child_propagate}
+
+
+def run_child(task: str, settings: dict[str, Any], device: str) -> None:
+    """Entry point of a measurement subprocess: print one tagged JSON line."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    result = CHILDREN[task](settings, device)
+    result["peak_rss_mb"] = _peak_rss_mb()
+    print(RESULT_TAG + json.dumps(result), flush=True)
+
+
+def measure(task: str, settings: dict[str, Any], device: str, timeout: float) -> dict[str, Any]:
+    """Run one measurement in a fresh Python process; returns its result or ``{"error": ...}``."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", task, "--device", device,
+           "--settings", json.dumps(settings)]
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    try:
+        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in reversed(proc.stdout.splitlines()):
+        if line.startswith(RESULT_TAG):
+            return json.loads(line[len(RESULT_TAG):])
+    tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
+    return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
+
+
+# =============================================================================== report
+def _fmt(v: float | None, nd: int = 2) -> str:
+    return "n/a" if v is None else f"{v:.{nd}f}"
+
+
+def _ok(flag: bool | None) -> str:
+    return "n/a" if flag is None else ("yes" if flag else "**no**")
+
+
+def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Table rows for one device's results."""
+    rows: list[list[str]] = []
+    on_gpu = device.startswith("cuda")
+    tl, ts, pr = res.get("train_loop", {}), res.get("train_step", {}), res.get("propagate", {})
+
+    def mem(r: dict[str, Any]) -> float | None:
+        if not r or "error" in r:
+            return None
+        return (r.get("cuda_peak_mb") if on_gpu else r.get("peak_rss_mb"))
+
+    if not tl:
+        pass
+    elif "error" in tl:
+        rows.append([device, "training, train_model", f"error: {tl['error']}", "", "", "", ""])
+    else:
+        sp = tl["samples_per_s"] / PYJAMAS["train_samples_per_s"]
+        rows.append([device, "training samples/s (train_model, with data loading)", _fmt(tl["samples_per_s"]),
+                     str(PYJAMAS["train_samples_per_s"]), f"{sp:.2f}x", ">= 1.5x", _ok(sp >= TARGETS["train_speedup"])])
+    if not ts:
+        pass
+    elif "error" in ts:
+        rows.append([device, "training, network step", f"error: {ts['error']}", "", "", "", ""])
+    else:
+        sp = ts["samples_per_s"] / PYJAMAS["train_samples_per_s"]
+        rows.append([device, "training samples/s (network step only)", _fmt(ts["samples_per_s"]),
+                     str(PYJAMAS["train_samples_per_s"]), f"{sp:.2f}x", ">= 1.5x", _ok(sp >= TARGETS["train_speedup"])])
+    if not pr:
+        pass
+    elif "error" in pr:
+        rows.append([device, "propagation", f"error: {pr['error']}", "", "", "", ""])
+    else:
+        sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
+        rows.append([device, "propagation s per object-frame", f"{pr['s_per_object_frame']:.4f}",
+                     str(PYJAMAS["predict_s_per_object_frame"]), f"{sp:.1f}x faster", ">= 20x",
+                     _ok(sp >= TARGETS["predict_speedup"])])
+        rows.append([device, "propagation object-frames/s", _fmt(pr["object_frames_per_s"]),
+                     _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3), "", "", ""])
+    what = "peak GPU memory (max_memory_allocated)" if on_gpu else "peak RSS (whole process)"
+    for label, r, ref in (("training", tl, "train_peak_gb"), ("training, network step", ts, "train_peak_gb"),
+                          ("propagation", pr, "predict_peak_gb")):
+        m = mem(r)
+        if m is None:
+            continue
+        gb = m / 1024
+        frac = gb / PYJAMAS[ref]
+        rows.append([device, f"{label} {what}, GiB", f"{gb:.2f}", str(PYJAMAS[ref]), f"{frac:.2f}x",
+                     "<= 0.5x", _ok(frac <= TARGETS["memory_fraction"])])
+    return rows
+
+
+def markdown(report: dict[str, Any]) -> str:
+    """The whole report as markdown: machine, settings, table, notes."""
+    m, s = report["machine"], report["settings"]
+    lines = [
+        "# rescunet-ij core benchmark",
+        "",
+        (f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
+        f"torch {m.get('torch')} ({m.get('torch_threads')} threads), Python {m['python']}, "
+        f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. Load average (1/5/15 min) before "
+        f"{report.get('load_before')}, after {report.get('load_after')}."
+        f"{' **QUICK settings (not a benchmark)**' if report['quick'] else ''}"),
+        "",
+        (f"Settings: input {s['input_size']}x{s['input_size']}, concatenation level {s['concatenation_level']}, "
+        f"base filters {s['base_filters']}, training batch {s['batch_size']}, "
+        f"{s['frame_size']}x{s['frame_size']} frames; training on {s['train_objects']} objects x "
+        f"{s['train_frames'] - 1} frame pairs of a synthetic movie (warm-up {s['warmup']} batches excluded); "
+        f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames (after {s['prop_warmup_frames']} "
+        f"warm-up frame), all objects batched, random weights."),
+        "",
+        "| device | measurement | rescunet-ij | PyJAMAS (2 CPU cores) | ratio | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for dev, res in report["results"].items():
+        for row in rows_for(dev, res):
+            lines.append("| " + " | ".join(row) + " |")
+    lines += ["", "Details:"]
+    for dev, res in report["results"].items():
+        for task, r in res.items():
+            if "error" in r:
+                continue
+            keep = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
+            lines.append(f"* {dev} {task}: `{json.dumps(keep)}`")
+    lines += [
+        "",
+        ("Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles the whole "
+        "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
+        "Propagation uses random weights (speed does not depend on them); the network's output is replaced "
+        "by its prompt after the full forward pass so that objects are not lost and their clean-up and "
+        "outlines are timed too; accuracy is measured by "
+        "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process (Python, torch, data); "
+        "`rss_after_imports_mb` is its size before any work."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def devices_for(choice: str) -> list[str]:
+    """``auto`` = the CPU, plus CUDA when present; ``cpu`` / ``cuda`` = just that one."""
+    if choice == "cpu":
+        return ["cpu"]
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if choice == "cuda":
+        if not has_cuda:
+            raise SystemExit(f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
+        return ["cuda"]
+    return ["cpu", "cuda"] if has_cuda else ["cpu"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (1 if a measurement failed)."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
+                   help="auto = CPU, plus CUDA when present")
+    p.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the script runs")
+    p.add_argument("--json", type=Path, help="write all results to this JSON file")
+    p.add_argument("--markdown", type=Path, help="write the markdown report to this file")
+    p.add_argument("--only", choices=sorted(CHILDREN), action="append",
+                   help="run only this measurement (repeatable)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds per measurement subprocess")
+    p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
+    p.add_argument("--settings", help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+
+    if args.child:
+        run_child(args.child, json.loads(args.settings), args.device)
+        return 0
+
+    settings = dict(QUICK if args.quick else FULL)
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "settings": settings,
+        "quick": args.quick,
+        "pyjamas": PYJAMAS,
+        "targets": TARGETS,
+        "date": time.strftime("%Y-%m-%d"),
+        "results": {},
+    }
+    report["load_before"] = _loadavg()
+    failed = False
+    for dev in devices_for(args.device):
+        report["results"][dev] = {}
+        for task in args.only or list(CHILDREN):
+            print(f"[{dev}] {task} ...", file=sys.stderr, flush=True)
+            r = measure(task, settings, dev, args.timeout)
+            if "error" in r:
+                failed = True
+                print(f"[{dev}] {task} FAILED: {r['error']}", file=sys.stderr)
+            report["results"][dev][task] = r
+    report["load_after"] = _loadavg()
+    md = markdown(report)
+    print(md)
+    if args.json:
+        _atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+    if args.markdown:
+        _atomic_write_text(args.markdown, md)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Smoke tests of the benchmark scripts: each runs end to end with tiny settings, so they cannot rot.
+
+Nothing here times anything. The accuracy script runs on a small synthetic dataset written in
+the Cell Tracking Challenge layout (the real CTC data is not needed).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def _load(name: str):
+    """Import a benchmark script as a module (it is not part of the package)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules[name] = mod  # dataclasses look their module up while the class is built
+        spec.loader.exec_module(mod)  # type: ignore[union-attr]
+        return mod
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
+    proc = subprocess.run(
+        [sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+    )
+    assert proc.returncode == 0, (
+        f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
+    )
+    return proc
+
+
+# ----------------------------------------------------------------------------- bench_core
+def test_bench_core_quick_measures_everything(tmp_path):
+    out_json, out_md = tmp_path / "core.json", tmp_path / "core.md"
+    proc = _run(["benchmarks/bench_core.py", "--quick", "--device", "cpu", "--json", str(out_json),
+                 "--markdown", str(out_md)])
+    report = json.loads(out_json.read_text())
+    res = report["results"]["cpu"]
+    assert set(res) == {"train_loop", "train_step", "propagate"}
+    for task, r in res.items():
+        assert "error" not in r, (task, r)
+        assert r["peak_rss_mb"] > r["rss_after_imports_mb"] > 0
+    assert res["train_loop"]["samples_per_s"] > 0 and res["train_loop"]["timed_batches"] >= 1
+    assert res["train_step"]["samples_per_s"] > 0
+    prop = res["propagate"]
+    # The prompt-echo network keeps every object: all object-frames are predicted, none lost.
+    assert prop["object_frames"] == prop["objects"] * prop["timed_frames"] and prop["lost"] == 0
+    assert prop["s_per_object_frame"] == pytest.approx(1 / prop["object_frames_per_s"])
+    md = out_md.read_text()
+    assert "| device | measurement |" in md and "QUICK" in md
+    assert md.strip() in proc.stdout
+    assert report["machine"]["torch"] and report["machine"]["usable_cpus"] >= 1
+
+
+def test_bench_core_table_flags_missed_targets():
+    core = _load("bench_core")
+    res = {
+        "train_loop": {"samples_per_s": 9.1 * 2, "peak_rss_mb": 3 * 1024},
+        "train_step": {"error": "boom"},
+        "propagate": {"s_per_object_frame": 3.4 / 10, "object_frames_per_s": 10 / 3.4, "peak_rss_mb": 512},
+    }
+    rows = {r[1]: r for r in core.rows_for("cpu", res)}
+    assert rows["training samples/s (train_model, with data loading)"][-1] == "yes"
+    assert rows["training samples/s (train_model, with data loading)"][4] == "2.00x"
+    assert rows["propagation s per object-frame"][-1] == "**no**"  # 10x < 20x
+    assert rows["training peak RSS (whole process), GiB"][-1] == "**no**"  # 3 GiB > 1 GiB
+    assert rows["propagation peak RSS (whole process), GiB"][-1] == "yes"
+    assert "error: boom" in rows["training, network step"][2]
+
+
+# ----------------------------------------------------------------------------- CTC data
+def _write_fake_ctc(root: Path, seed: int, seq: str, seg_frames: list[int], n_frames: int = 8) -> np.ndarray:
+    """A synthetic sequence in the CTC layout; SEG labels shuffled per frame, TRA = eroded markers."""
+    import tifffile
+    from scipy import ndimage as ndi
+
+    from rescunet_ij.sample_data import synthetic_movie
+
+    sim = synthetic_movie(n_frames, (96, 96), n_objects=3, radius=(8.0, 11.0), seed=seed)
+    img_dir, seg_dir, tra_dir = root / seq, root / f"{seq}_GT" / "SEG", root / f"{seq}_GT" / "TRA"
+    for d in (img_dir, seg_dir, tra_dir):
+        d.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    for t in range(n_frames):
+        tifffile.imwrite(img_dir / f"t{t:03d}.tif", sim.images[t])
+        lab = sim.labels[t]
+        markers = np.zeros_like(lab)
+        for o in np.unique(lab[lab > 0]):
+            markers[ndi.binary_erosion(lab == o, iterations=3)] = o + 10  # track ids differ from labels
+        tifffile.imwrite(tra_dir / f"man_track{t:03d}.tif", markers)
+        if t in seg_frames:
+            perm = np.r_[0, rng.permutation(np.arange(1, lab.max() + 1)) + 100].astype(np.uint16)
+            tifffile.imwrite(seg_dir / f"man_seg{t:03d}.tif", perm[lab])
+    (root / f"{seq}_GT" / "TRA" / "man_track.txt").write_text(
+        "".join(f"{o + 10} 0 {n_frames - 1} 0\n" for o in range(1, 4))
+    )
+    return sim.labels
+
+
+def test_relabel_to_tracks_uses_max_overlap_and_drops_unmarked():
+    acc = _load("bench_accuracy_ctc")
+    seg = np.zeros((20, 20), np.uint16)
+    seg[1:6, 1:6] = 7  # overlaps markers 3 (2 px) and 4 (6 px) -> track 4
+    seg[10:15, 10:15] = 2  # no marker -> dropped
+    tra = np.zeros_like(seg)
+    tra[1, 1:3] = 3
+    tra[3:5, 2:5] = 4
+    masks, dropped = acc.relabel_to_tracks(seg, tra)
+    assert list(masks) == [4] and dropped == 1
+    np.testing.assert_array_equal(masks[4].to_full(seg.shape), seg == 7)
+
+
+def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
+    root = tmp_path / "ctc" / "Fake"
+    train_labels = _write_fake_ctc(root, 1, "01", seg_frames=[0, 1, 2, 3, 5, 6])
+    test_labels = _write_fake_ctc(root, 2, "02", seg_frames=[1, 2, 3, 6])
+    out_json, out_md = tmp_path / "acc.json", tmp_path / "acc.md"
+    _run(["benchmarks/bench_accuracy_ctc.py", "--quick", "--data", str(tmp_path / "ctc"), "--dataset", "Fake",
+          "--device", "cpu", "--json", str(out_json), "--markdown", str(out_md)])
+    report = json.loads(out_json.read_text())
+    (exp,) = report["experiments"]
+    # Training pairs: frames (0,1), (1,2), (2,3), (5,6) x 3 objects.
+    assert exp["training"]["n_available"] == 12
+    ss, ms = exp["single_step"], exp["multi_step"]
+    # Test pairs (1,2), (2,3) x 3 objects; the copy baseline must equal the IoU of the true masks.
+    assert len(ss["ours"]) == len(ss["copy"]) == 6
+    expected = sorted(
+        np.count_nonzero((test_labels[t] == o) & (test_labels[t + 1] == o))
+        / np.count_nonzero((test_labels[t] == o) | (test_labels[t + 1] == o))
+        for t in (1, 2) for o in (1, 2, 3)
+    )
+    np.testing.assert_allclose(sorted(ss["copy"]), expected)
+    assert all(0.0 <= v <= 1.0 for v in ss["ours"] + ms["ours"])
+    # Multi-step from frame 1, evaluated at frames 2, 3 and 6 for each of the 3 objects.
+    assert ms["objects"] == 3 and sorted(set(ms["steps"])) == [1, 2, 5] and len(ms["ours"]) == 9
+    md = out_md.read_text()
+    assert "single-step" in md and "multi-step" in md and "QUICK" in md
+    assert train_labels.shape == test_labels.shape
+
+
+def test_bench_accuracy_reports_a_missing_data_folder(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_accuracy_ctc.py", "--quick", "--data", str(tmp_path / "nope")],
+        check=False, capture_output=True, text=True, timeout=120, cwd=REPO,
+    )
+    assert proc.returncode != 0
+    assert "no CTC sequence at" in proc.stderr and "--data" in proc.stderr
