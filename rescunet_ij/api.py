@@ -384,11 +384,10 @@ def iter_propagate(
     for o in seeds:
         prop.add_outline(state, _to_engine(o, axis))
     for fr in prop.propagate(state, start_frame, end_frame, reverse=reverse):
-        frame_outlines = [_from_engine(o, axis, z, seeds_fixed=fixed_frame, channel=channel) for o in fr.outlines]
-        for ob in fr.objects:
+        for ob in fr.objects:  # engine coordinates -> the movie's (t or z, channel)
             if ob.outline is not None:
                 ob.outline = _from_engine(ob.outline, axis, z, seeds_fixed=fixed_frame, channel=channel)
-        yield fr, frame_outlines
+        yield fr, fr.outlines
 
 
 def _to_engine(o: Outline, axis: Axis) -> Outline:
