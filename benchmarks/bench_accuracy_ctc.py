@@ -33,10 +33,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
-import tempfile
 import time
 import warnings
 from collections import defaultdict
@@ -45,6 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from rescunet_ij.io.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "ctc"
@@ -374,23 +374,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(out)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 # =============================================================================== main
 def run_experiment(
     name: str, data: Path, dataset: str, train_seq: str, test_seq: str, train_frames: slice | None,
@@ -509,9 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(report)
     print(md)
     if args.json:
-        _atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
     if args.markdown:
-        _atomic_write_text(args.markdown, md)
+        atomic_write_text(args.markdown, md)
     return 0
 
 

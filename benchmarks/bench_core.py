@@ -36,10 +36,11 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from rescunet_ij.io.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_TAG = "BENCH_CORE_RESULT "
@@ -491,23 +492,6 @@ def markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; results are ordinary files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def devices_for(choice: str) -> list[str]:
     """``auto`` = the CPU, plus CUDA when present; ``cpu`` / ``cuda`` = just that one."""
     if choice == "cpu":
@@ -566,9 +550,9 @@ def main(argv: list[str] | None = None) -> int:
     md = markdown(report)
     print(md)
     if args.json:
-        _atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     if args.markdown:
-        _atomic_write_text(args.markdown, md)
+        atomic_write_text(args.markdown, md)
     return 1 if failed else 0
 
 
