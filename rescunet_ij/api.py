@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from .config import ModelConfig, NormalizationConfig, PropagateConfig, TrainConfig, make_config
+from .config import (
+    ModelConfig,
+    NormalizationConfig,
+    PropagateConfig,
+    TrainConfig,
+    make_config,
+    parse_size,
+)
 from .errors import ConfigError, DataError, StateError
 from .types import FrameResult, Identity, ObjectStatus, Outline
 
@@ -47,6 +54,7 @@ __all__ = [
     "iter_propagate",
     "PropagationRun",
     "train_config",
+    "parse_size",
 ]
 
 Axis = Literal["t", "z"]

@@ -87,13 +87,12 @@ def make_training_set(
 
 
 def _size(value: str | None):
-    if value is None:
-        return None
+    from . import api
+
     try:
-        parts = [int(p) for p in value.lower().replace("x", ",").split(",") if p.strip()]
-    except ValueError:
-        raise typer.BadParameter(f"size must be a number or HxW, e.g. 64 or 96x64; got {value!r}") from None
-    return parts[0] if len(parts) == 1 else tuple(parts)
+        return api.parse_size(value)
+    except RescunetError as exc:
+        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("export-training-zip")

@@ -42,6 +42,21 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps")
 
 
+def is_out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` means the device ran out of memory.
+
+    CUDA raises :class:`torch.OutOfMemoryError`; MPS and the CPU allocator raise plain
+    ``RuntimeError``\ s whose text says so. Training and propagation both recover by halving
+    their batch, so they share this one test.
+    """
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text
+    )
+
+
 def autocast_dtype(device: torch.device, mixed_precision: bool | str) -> torch.dtype | None:
     """The autocast dtype to use, or ``None`` for full precision.
 

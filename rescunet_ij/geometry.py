@@ -22,6 +22,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import DataError
+from .types import bounding_box
 
 __all__ = [
     "best_iou_component",
@@ -276,11 +277,10 @@ def erode(mask: np.ndarray, width: int) -> np.ndarray:
         raise DataError(f"erosion width must be >= 0 pixels; got {width}")
     if width == 0 or not mask.any():
         return mask.copy()
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
+    by0, by1, bx0, bx1 = bounding_box(mask)  # type: ignore[misc]  # not empty (checked above)
     m = width + 1
-    y0, y1 = max(rows[0] - m, 0), min(rows[-1] + 1 + m, mask.shape[0])
-    x0, x1 = max(cols[0] - m, 0), min(cols[-1] + 1 + m, mask.shape[1])
+    y0, y1 = max(by0 - m, 0), min(by1 + m, mask.shape[0])
+    x0, x1 = max(bx0 - m, 0), min(bx1 + m, mask.shape[1])
     crop = mask[y0:y1, x0:x1]
     out = np.zeros_like(mask)
     if crop.all():  # no background within reach: nothing erodes (outside counts as object)
@@ -421,10 +421,8 @@ def mask_to_polygon(mask: np.ndarray, tolerance: float = 0.35) -> np.ndarray:
     if not mask.any():
         return np.zeros((0, 2), dtype=np.float64)
     comp = largest_component(mask)
-    rows = np.flatnonzero(comp.any(axis=1))
-    cols = np.flatnonzero(comp.any(axis=0))
-    y0, x0 = int(rows[0]), int(cols[0])
-    crop = fill_holes(comp[y0 : rows[-1] + 1, x0 : cols[-1] + 1])
+    y0, y1, x0, x1 = bounding_box(comp)  # type: ignore[misc]  # not empty (checked above)
+    crop = fill_holes(comp[y0:y1, x0:x1])
     ring = _raw_contour(crop, y0, x0)
     local_shape = crop.shape
     shift = np.array([x0, y0], dtype=np.float64)

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 
 from . import __version__
-from .config import TrainConfig
+from .config import TrainConfig, format_validation_error
 from .errors import ConfigError, MissingExtraError
 
 if TYPE_CHECKING:
@@ -105,13 +105,7 @@ def _validated_config(config: Any) -> TrainConfig:
     except (TypeError, ValueError) as exc:
         if not isinstance(exc, ValidationError):
             raise ConfigError(f"training parameters cannot be written as JSON: {exc}") from None
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or "TrainConfig"
-            got = err.get("input")
-            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{where.replace('_', ' ')}: {err['msg'].removeprefix('Value error, ')}{got_s}")
-        raise ConfigError("invalid training parameters:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(format_validation_error(exc, "invalid training parameters")) from None
     if isinstance(config, TrainConfig) and checked != config:
         raise ConfigError(
             "the training parameters change when written as JSON (a value JSON cannot hold?); "

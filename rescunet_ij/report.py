@@ -7,12 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .io.rois import object_color
 from .types import Outline
-
-PALETTE = [
-    "#e6194b", "#3cb44b", "#ffe119", "#4363d8", "#f58231", "#911eb4", "#46f0f0", "#f032e6",
-    "#bcf60c", "#fabebe", "#008080", "#e6beff", "#9a6324", "#fffac8", "#800000", "#aaffc3",
-]
 
 
 def _display(plane: np.ndarray) -> np.ndarray:
@@ -24,7 +20,7 @@ def _draw(ax, plane, outlines: Sequence[Outline], title: str) -> None:
     ax.imshow(_display(plane), cmap="gray", interpolation="nearest", extent=(0, plane.shape[1], plane.shape[0], 0))
     for o in outlines:
         poly = np.vstack([o.polygon, o.polygon[:1]])
-        colour = PALETTE[(o.object_id - 1) % len(PALETTE)]
+        colour = object_color(o.object_id)  # the colour Fiji shows this object's ROIs in
         ax.plot(poly[:, 0], poly[:, 1], "-", color=colour, lw=1.2)
         cx, cy = o.polygon.mean(axis=0)
         ax.text(cx, cy, str(o.object_id), color=colour, fontsize=7, ha="center", va="center")

@@ -21,6 +21,21 @@ AXES = ("t", "z", "c", "y", "x")
 """The dimension order of every movie inside rescunet-ij."""
 
 
+def plane_key(frame: int, z: int, c: int | None) -> tuple[int, int, int]:
+    """Sort key of a plane position: frame, then z, then channel (``None`` = all channels first)."""
+    return (int(frame), int(z), -1 if c is None else int(c))
+
+
+def bounding_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(y0, y1, x0, x1)`` of the true pixels of a 2-D mask (half-open), or ``None`` if empty."""
+    mask = np.asarray(mask)
+    rows = np.flatnonzero(mask.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(mask.any(axis=0))
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
 class Identity(str, Enum):
     """How the object identity of an input ROI is decided (see :func:`assign_identities`)."""
 
@@ -71,6 +86,11 @@ class Outline:
         self.z = int(self.z)
 
     @property
+    def sort_key(self) -> tuple[int, int, int, int]:
+        """Frame, z, channel (``None`` first), then object id: the order outlines are written in."""
+        return (*plane_key(self.frame, self.z, self.c), self.object_id)
+
+    @property
     def display_name(self) -> str:
         """The name to show in ImageJ: the given name or ``object-<id>``."""
         return self.name if self.name else f"object-{self.object_id}"
@@ -105,14 +125,12 @@ class ObjectMask:
     def from_full(cls, mask: np.ndarray, pad: int = 0) -> "ObjectMask":
         """Crop a full-plane boolean mask to its bounding box (plus ``pad`` pixels, clipped)."""
         mask = np.asarray(mask, dtype=bool)
-        rows = np.flatnonzero(mask.any(axis=1))
-        if rows.size == 0:
+        box = bounding_box(mask)
+        if box is None:
             return cls(0, 0, np.zeros((0, 0), dtype=bool))
-        cols = np.flatnonzero(mask.any(axis=0))
-        y0 = max(int(rows[0]) - pad, 0)
-        x0 = max(int(cols[0]) - pad, 0)
-        y1 = min(int(rows[-1]) + 1 + pad, mask.shape[0])
-        x1 = min(int(cols[-1]) + 1 + pad, mask.shape[1])
+        y0, y1, x0, x1 = box
+        y0, x0 = max(y0 - pad, 0), max(x0 - pad, 0)
+        y1, x1 = min(y1 + pad, mask.shape[0]), min(x1 + pad, mask.shape[1])
         return cls(y0, x0, mask[y0:y1, x0:x1].copy())
 
 

@@ -29,8 +29,14 @@ import numpy as np
 
 from ..errors import DataError, ImageJError
 from ..io.identity import OBJECT_ID_PROPERTY, RoiRecord, describe_roi, resolve_identities
-from ..io.rois import RawRoi, is_default_imagej_name, object_color, raw_rois_to_outlines
-from ..types import Identity, Outline
+from ..io.rois import (
+    RawRoi,
+    composite_part,
+    is_default_imagej_name,
+    object_color,
+    raw_rois_to_outlines,
+)
+from ..types import Identity, Outline, plane_key
 from ._java import jc, require_jvm
 from .pixels import imageplus_dims, imageplus_to_movie, movie_to_imageplus
 
@@ -99,19 +105,8 @@ def roi_to_raw(roi: Any, index: int, label: str | None = None) -> RawRoi:
     elif rtype in _KINDS and roi.isArea():
         kind = _KINDS[rtype]
         if rtype == 9:  # ShapeRoi: the largest of its polygons (outer boundary; holes dropped)
-            from ..geometry import polygon_area
-
             parts = [r for r in roi.getRois() if r is not None]
-            rings = [_float_polygon(r.getFloatPolygon()) for r in parts]
-            rings = [r for r in rings if len(r) >= 3]
-            if rings:
-                areas = [polygon_area(r) for r in rings]
-                polygon = rings[int(np.argmax(areas))]
-                if len(rings) > 1:
-                    note = (
-                        f"is a composite ROI with {len(rings)} parts; only its largest part is "
-                        "used (holes and other parts are dropped)"
-                    )
+            polygon, note = composite_part([_float_polygon(r.getFloatPolygon()) for r in parts])
         else:
             polygon = _float_polygon(roi.getFloatPolygon())
     else:
@@ -232,7 +227,7 @@ def _locate_tolerant(raws: Sequence[RawRoi], dims: dict[str, Any]) -> list[_Loca
 
 
 def _plane(loc: _Located) -> tuple[int, int, int]:
-    return (loc.frame, loc.z, -1 if loc.c is None else loc.c)
+    return plane_key(loc.frame, loc.z, loc.c)
 
 
 def _identities(locs: Sequence[_Located], identity: Identity | str) -> list[int]:
@@ -323,14 +318,14 @@ def _read(
     ]
     outlines = [_outline(loc, oid) for loc, oid in (e for e in table if e is not None)]
     _check_unique(outlines, identity)
-    outlines.sort(key=lambda o: (o.frame, o.z, -1 if o.c is None else o.c, o.object_id))
+    outlines.sort(key=lambda o: o.sort_key)
     return outlines, table
 
 
 def _check_unique(outlines: Sequence[Outline], identity: Identity | str) -> None:
     seen: dict[tuple[int, int, int, int], int] = {}
     for o in outlines:
-        key = (o.object_id, o.frame, o.z, -1 if o.c is None else o.c)
+        key = (o.object_id, *plane_key(o.frame, o.z, o.c))
         if key in seen:
             raise DataError(
                 f"object {o.object_id} has two ROIs in frame {o.frame + 1} (1-based; identity "
@@ -459,7 +454,7 @@ def outlines_to_rois(outlines: Iterable[Outline], imp: Any) -> list[Any]:
     the stack index on a plain stack (e.g. time-only), none on a single image.
     """
     require_jvm()
-    items = sorted(outlines, key=lambda o: (o.frame, o.z, -1 if o.c is None else o.c, o.object_id))
+    items = sorted(outlines, key=lambda o: o.sort_key)
     _check_fits(items, imp)
     hyper = bool(imp.isHyperStack())
     return [outline_to_roi(o, imp, hyperstack=hyper) for o in items]
@@ -631,9 +626,9 @@ def outlines_to_roimanager(
     _check_rm(rm)
     new = list(outlines)
     new_rois = outlines_to_rois(new, imp)
-    new_sorted = sorted(new, key=lambda o: (o.frame, o.z, -1 if o.c is None else o.c, o.object_id))
+    new_sorted = sorted(new, key=lambda o: o.sort_key)
     new_entries = [
-        ((o.frame, o.z, -1 if o.c is None else o.c, o.object_id), roi, str(roi.getName()))
+        (o.sort_key, roi, str(roi.getName()))
         for o, roi in zip(new_sorted, new_rois)
     ]
     if replace_all:
@@ -661,7 +656,7 @@ def outlines_to_roimanager(
             removed += 1
             continue
         ours = key is not None and MARKER_PROPERTY in _properties(roi)
-        sort_key = (key[0], key[1], -1 if key[2] is None else key[2], key[3]) if ours else None
+        sort_key = (*plane_key(key[0], key[1], key[2]), key[3]) if ours else None
         kept.append((i, roi, label, sort_key))
     # Slots of our ROIs (kept ones, then appended new ones) get our ROIs in sorted order.
     ordered = [(sk, roi, label, i) for i, roi, label, sk in kept if sk is not None]

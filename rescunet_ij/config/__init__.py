@@ -18,8 +18,10 @@ __all__ = [
     "NormalizationConfig",
     "TrainConfig",
     "PropagateConfig",
+    "format_validation_error",
     "make_config",
     "nearest_valid_sizes",
+    "parse_size",
 ]
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
@@ -41,13 +43,47 @@ def nearest_valid_sizes(n: int, multiple: int = 16) -> tuple[int, int]:
     return below, above
 
 
+def parse_size(value: Any) -> int | tuple[int, int] | None:
+    """A size as users type it: ``64``, ``"64"``, ``"96x64"`` or ``"96,64"`` (height x width).
+
+    ``None`` stays ``None``; numbers and pairs pass through. Raises :class:`ConfigError` for text
+    that is not one or two whole numbers.
+    """
+    if value is None or isinstance(value, (int, tuple, list)):
+        return value if not isinstance(value, list) else tuple(value)
+    if isinstance(value, str):
+        try:
+            parts = [int(p) for p in value.lower().replace("x", ",").split(",") if p.strip()]
+        except ValueError:
+            parts = []
+        if len(parts) == 1:
+            return parts[0]
+        if len(parts) == 2:
+            return parts[0], parts[1]
+    raise ConfigError(f"a size must be a number or HxW, e.g. 64 or 96x64; got {value!r}")
+
+
 def _as_pair(v: Any) -> Any:
-    if isinstance(v, int):
-        return (v, v)
     if isinstance(v, str):
-        parts = v.lower().replace("x", ",").split(",")
-        return tuple(int(p) for p in parts if p.strip())
+        try:
+            v = parse_size(v)
+        except ConfigError:
+            return v  # pydantic then reports the text as not a pair of numbers
+    if isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
     return v
+
+
+def format_validation_error(exc: ValidationError, heading: str = "invalid settings") -> str:
+    """One readable message from pydantic's errors: ``field: problem (got value)`` per line."""
+    lines = []
+    for err in exc.errors():
+        where = ".".join(str(p) for p in err["loc"]) or exc.title
+        msg = err["msg"].removeprefix("Value error, ")
+        got = err.get("input")
+        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
+        lines.append(f"{where.replace('_', ' ')}: {msg}{got_s}")
+    return f"{heading}:\n  " + "\n  ".join(lines)
 
 
 class ModelConfig(_Strict):
@@ -177,11 +213,4 @@ def make_config(cls: type[C], **values: Any) -> C:
     try:
         return cls(**values)
     except ValidationError as exc:
-        lines = []
-        for err in exc.errors():
-            where = ".".join(str(p) for p in err["loc"]) or cls.__name__
-            msg = err["msg"].removeprefix("Value error, ")
-            got = err.get("input")
-            got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-            lines.append(f"{where.replace('_', ' ')}: {msg}{got_s}")
-        raise ConfigError("invalid settings:\n  " + "\n  ".join(lines)) from None
+        raise ConfigError(format_validation_error(exc)) from None

@@ -20,6 +20,7 @@ from torch.utils.data import Dataset, Sampler
 
 from ..config import NormalizationConfig
 from ..errors import DataError
+from ..types import bounding_box
 from .training_set import TrainingSample
 from .windows import clamp_origin, extract_windows, to_network
 
@@ -39,12 +40,11 @@ def _pair(v: int | Sequence[int]) -> tuple[int, int]:
 
 
 def _bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:  # no prompt: centre of the crop
+    box = bounding_box(mask)
+    if box is None:  # no prompt: centre of the crop
         h, w = mask.shape
         return h // 2, h // 2 + 1, w // 2, w // 2 + 1
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    return box
 
 
 def weight_map(mask: np.ndarray, w0: float, sigma: float, fg_fraction: float) -> np.ndarray:

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, OutputExistsError
+from ..types import bounding_box
 
 __all__ = [
     "META_FILE",
@@ -96,14 +97,6 @@ class TrainingSample:
 
 
 # ----------------------------------------------------------------------------- building samples
-
-
-def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
 
 
 def _crop_range(p0: int, p1: int, u0: int, u1: int, size_w: int, length: int) -> tuple[int, int]:
@@ -192,7 +185,7 @@ def samples_from_masks(
             if t - 1 not in frames:
                 continue
             prev = np.asarray(frames[t - 1], dtype=bool)
-            pb, cb = _bbox(prev), _bbox(cur)
+            pb, cb = bounding_box(prev), bounding_box(cur)
             if pb is None or cb is None:
                 which = "its mask in the previous frame" if pb is None else "its mask"
                 skipped.append(f"object {obj} frame {t + 1} ({which} is empty)")

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from ..config import NormalizationConfig
-from ..types import ObjectMask
+from ..types import ObjectMask, bounding_box
 
 __all__ = [
     "plan_windows",
@@ -74,11 +74,10 @@ def plan_windows(
         return []
     wh, ww = window
     H, W = plane_shape
-    rows = np.flatnonzero(prev.mask.any(axis=1))
-    cols = np.flatnonzero(prev.mask.any(axis=0))
+    r0, r1, c0, c1 = bounding_box(prev.mask)  # type: ignore[misc]  # area > 0
     my, mx = int(round(context * wh / 2)), int(round(context * ww / 2))
-    y_lo, y_hi = prev.y0 + rows[0] - my, prev.y0 + rows[-1] + 1 + my
-    x_lo, x_hi = prev.x0 + cols[0] - mx, prev.x0 + cols[-1] + 1 + mx
+    y_lo, y_hi = prev.y0 + r0 - my, prev.y0 + r1 + my
+    x_lo, x_hi = prev.x0 + c0 - mx, prev.x0 + c1 + mx
     y_lo, y_hi = max(y_lo, min(0, H - wh)), min(y_hi, max(H, wh))
     x_lo, x_hi = max(x_lo, min(0, W - ww)), min(x_hi, max(W, ww))
     ys = _axis_starts(y_lo, y_hi, wh, overlap, H)

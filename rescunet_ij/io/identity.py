@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..types import Identity
+from ..types import Identity, plane_key
 
 __all__ = [
     "OBJECT_ID_PROPERTY",
@@ -74,7 +74,7 @@ def _prop_id(props: dict[str, Any]) -> int | None:
 
 
 def _plane(rec: RoiRecord) -> tuple[int, int, int]:
-    return (rec.frame, rec.z, -1 if rec.c is None else rec.c)
+    return plane_key(rec.frame, rec.z, rec.c)
 
 
 def _check_unique(records: Sequence[RoiRecord], ids: Sequence[int], rule: Identity) -> None:

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..errors import ConfigError, DataError
 from ..geometry import clip_polygon, mask_to_polygon, polygon_area, polygon_to_mask
-from ..types import Identity, Outline
+from ..types import Identity, Outline, plane_key
 from .atomic import atomic_write, atomic_write_bytes, check_overwrite
 from .identity import (
     OBJECT_ID_PROPERTY,
@@ -54,6 +54,7 @@ __all__ = [
     "RoiRecord",
     "RoiWarning",
     "assign_identities",
+    "composite_part",
     "is_default_imagej_name",
     "object_color",
     "raw_rois_to_outlines",
@@ -118,6 +119,26 @@ class RawRoi:
 def object_color(object_id: int) -> str:
     """The stroke colour (``#rrggbb``) rescunet-ij uses for an object."""
     return PALETTE[(int(object_id) - 1) % len(PALETTE)]
+
+
+def composite_part(rings: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
+    """The part of a composite (ShapeRoi) ROI that rescunet-ij uses, and a note when parts are dropped.
+
+    The largest ring by area is the object's outline; holes and other parts are dropped (one
+    outline per object and frame). Shared by the file reader and the ImageJ bridge.
+    """
+    rings = [np.asarray(r, dtype=np.float64).reshape(-1, 2) for r in rings]
+    rings = [r for r in rings if len(r) >= 3]
+    if not rings:
+        return None, None
+    polygon = rings[int(np.argmax([polygon_area(r) for r in rings]))]
+    note = None
+    if len(rings) > 1:
+        note = (
+            f"is a composite ROI with {len(rings)} parts; only its largest part is used "
+            "(holes and other parts are dropped)"
+        )
+    return polygon, note
 
 
 def _warn(msg: str) -> None:
@@ -204,14 +225,7 @@ def _decode(roi: Any, index: int) -> RawRoi:
             rings = _path_rings(roi.multi_coordinates if roi.multi_coordinates is not None else [])
         except (ValueError, IndexError):
             rings = []
-        if rings:
-            areas = [polygon_area(r) for r in rings]
-            polygon = rings[int(np.argmax(areas))]
-            if len(rings) > 1:
-                note = (
-                    f"is a composite ROI with {len(rings)} parts; only its largest part is used "
-                    "(holes and other parts are dropped)"
-                )
+        polygon, note = composite_part(rings)
     elif rt == ROI_TYPE.RECT:
         kind = "rectangle"
         if roi.subpixelrect:
@@ -478,7 +492,7 @@ def raw_rois_to_outlines(
                 prompt_iou=_float_prop(raw.properties, "prompt_iou"),
             )
         )
-    outlines.sort(key=lambda o: (o.frame, o.z, -1 if o.c is None else o.c, o.object_id))
+    outlines.sort(key=lambda o: o.sort_key)
     return outlines
 
 
@@ -657,7 +671,7 @@ def write_rois(
         raise ConfigError(
             f"n_frames, n_slices, n_channels must be >= 1; got {n_frames}, {n_slices}, {n_channels}"
         )
-    items = sorted(outlines, key=lambda o: (o.frame, o.z, -1 if o.c is None else o.c, o.object_id))
+    items = sorted(outlines, key=lambda o: o.sort_key)
     if not items:
         raise DataError(f"no outlines to write to {path.name}; ImageJ cannot open an empty ROI set")
     seen: set[tuple[int, int, int, int]] = set()
@@ -674,7 +688,7 @@ def write_rois(
             )
         if len(o.polygon) < 3:
             raise DataError(f"{what} has {len(o.polygon)} vertices; a polygon ROI needs at least 3")
-        key = (o.object_id, o.frame, o.z, -1 if o.c is None else o.c)
+        key = (o.object_id, *plane_key(o.frame, o.z, o.c))
         if key in seen:
             raise DataError(
                 f"{what} appears twice; each object has one outline per frame and plane"

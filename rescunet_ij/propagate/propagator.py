@@ -33,7 +33,7 @@ import torch
 from .. import geometry
 from ..config import PropagateConfig
 from ..data.windows import extract_windows, from_network, plan_windows, to_network
-from ..device import autocast_dtype, resolve_device
+from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
 from .state import PropagationState
@@ -48,14 +48,6 @@ Direction = Literal["forward", "reverse", "both"]
 
 class ObjectLostWarning(UserWarning):
     """An object vanished during propagation (its predicted area fell below ``min_area``)."""
-
-
-def _is_oom(exc: BaseException) -> bool:
-    # CUDA raises torch.OutOfMemoryError; MPS and the CPU allocator raise plain RuntimeErrors.
-    if isinstance(exc, torch.cuda.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def _one_based(frame: int) -> str:
@@ -546,7 +538,7 @@ class Propagator:
         try:
             return self._forward(plane, chunk)
         except Exception as exc:  # only out-of-memory is handled; everything else propagates
-            if not _is_oom(exc):
+            if not is_out_of_memory(exc):
                 raise
             size = len(chunk)
             where = self.device.type.upper() if self.device.type != "cpu" else "CPU"
@@ -628,10 +620,9 @@ class Propagator:
             return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0)
         confidence = float(prob[fg].mean())
         prompt_iou = float(geometry.iou(fg, ref))
-        rows = np.flatnonzero(fg.any(axis=1))
-        cols = np.flatnonzero(fg.any(axis=0))
-        crop = fg[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1].copy()
-        om = ObjectMask(job.y0 + int(rows[0]), job.x0 + int(cols[0]), crop)
+        om = ObjectMask.from_full(fg)
+        om = ObjectMask(job.y0 + om.y0, job.x0 + om.x0, om.mask)
+        crop = om.mask
         polygon = geometry.mask_to_polygon(crop, cfg.simplify_tolerance) + [om.x0, om.y0]
         outline = Outline(
             object_id=job.object_id, frame=frame, polygon=polygon, z=0,
