@@ -46,7 +46,7 @@ def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` means the device ran out of memory.
 
     CUDA raises :class:`torch.OutOfMemoryError`; MPS and the CPU allocator raise plain
-    ``RuntimeError``\ s whose text says so. Training and propagation both recover by halving
+    ``RuntimeError`` exceptions whose text says so. Training and propagation both recover by halving
     their batch, so they share this one test.
     """
     if isinstance(exc, torch.OutOfMemoryError):
