@@ -58,12 +58,28 @@ from rescunet_ij.types import ObjectMask
 # nucleus plus a margin) rescaled to a 64 px network input, 32 base filters. A 128 px window was
 # tried too: same validation IoU, lower multi-step test IoU (see benchmarks/README.md).
 DEFAULTS: dict[str, Any] = {
-    "input_size": 64, "subimage": 96, "base_filters": 32, "concatenation_level": 1, "batch_size": 16,
-    "learning_rate": 1e-3, "epochs": 150, "validation_fraction": 0.15, "patience": 25, "seed": 0,
+    "input_size": 64,
+    "subimage": 96,
+    "base_filters": 32,
+    "concatenation_level": 1,
+    "batch_size": 16,
+    "learning_rate": 1e-3,
+    "epochs": 150,
+    "validation_fraction": 0.15,
+    "patience": 25,
+    "seed": 0,
 }
 QUICK: dict[str, Any] = {
-    "input_size": 32, "subimage": 64, "base_filters": 4, "concatenation_level": 1, "batch_size": 8,
-    "learning_rate": 1e-3, "epochs": 1, "validation_fraction": 0.0, "patience": None, "seed": 0,
+    "input_size": 32,
+    "subimage": 64,
+    "base_filters": 4,
+    "concatenation_level": 1,
+    "batch_size": 8,
+    "learning_rate": 1e-3,
+    "epochs": 1,
+    "validation_fraction": 0.0,
+    "patience": None,
+    "seed": 0,
 }
 
 
@@ -154,12 +170,14 @@ def load_sequence(data: Path, dataset: str, seq: str, frames: slice | None = Non
         t = int(re.sub(r"\D", "", p.stem))
         if t not in rng:
             continue
-        tra_path = gt_dir / "TRA" / f"man_track{p.stem[len('man_seg'):]}.tif"
+        tra_path = gt_dir / "TRA" / f"man_track{p.stem[len('man_seg') :]}.tif"
         if not tra_path.exists():
             raise SystemExit(f"{p} has no TRA marker image {tra_path}; the CTC layout needs both")
         seg = _imread(p)
         if seg.ndim != 2:
-            raise SystemExit(f"{p} is not a 2-D label image (shape {seg.shape}); only 2-D CTC data is supported")
+            raise SystemExit(
+                f"{p} is not a 2-D label image (shape {seg.shape}); only 2-D CTC data is supported"
+            )
         masks, d = relabel_to_tracks(seg, _imread(tra_path))
         dropped += d
         if masks:
@@ -172,7 +190,9 @@ def _parse_frames(text: str | None) -> slice | None:
         return None
     m = re.fullmatch(r"\s*(\d*)\s*:\s*(\d*)\s*", text)
     if not m:
-        raise SystemExit(f"frame range must look like 0:40 (start:stop, 0-based, stop excluded), got {text!r}")
+        raise SystemExit(
+            f"frame range must look like 0:40 (start:stop, 0-based, stop excluded), got {text!r}"
+        )
     a, b = (int(v) if v else None for v in m.groups())
     return slice(a, b)
 
@@ -185,7 +205,9 @@ def training_samples(seq: Sequence, window: int) -> list:
     shape = seq.images.shape[1:]
     samples = []
     for obj, frames in sorted(seq.tracks().items()):
-        keep = sorted({f for f in frames if f - 1 in frames} | {f - 1 for f in frames if f - 1 in frames})
+        keep = sorted(
+            {f for f in frames if f - 1 in frames} | {f - 1 for f in frames if f - 1 in frames}
+        )
         if len(keep) < 2:
             continue
         masks = {obj: {f: seq.gt[f][obj].to_full(shape) for f in keep}}
@@ -199,21 +221,36 @@ def train(samples: list, s: dict[str, Any], device: str, log: Any) -> Any:
     from rescunet_ij.train.loop import TrainCallbacks, train_model
 
     cfg = train_config(
-        input_size=s["input_size"], subimage_size=s["subimage"], base_filters=s["base_filters"],
-        concatenation_level=s["concatenation_level"], batch_size=s["batch_size"],
-        learning_rate=s["learning_rate"], epochs=s["epochs"], validation_fraction=s["validation_fraction"],
-        early_stopping_patience=s["patience"], seed=s["seed"], device=device,
+        input_size=s["input_size"],
+        subimage_size=s["subimage"],
+        base_filters=s["base_filters"],
+        concatenation_level=s["concatenation_level"],
+        batch_size=s["batch_size"],
+        learning_rate=s["learning_rate"],
+        epochs=s["epochs"],
+        validation_fraction=s["validation_fraction"],
+        early_stopping_patience=s["patience"],
+        seed=s["seed"],
+        device=device,
     )
 
     def on_epoch_end(r: dict[str, Any]) -> None:
         e = r["epoch"]
         if e == 1 or e % 10 == 0 or r.get("epochs", 0) <= 20:
-            val = "" if r.get("val_loss") is None else f" val loss {r['val_loss']:.4f} val IoU {r['val_iou']:.3f}"
-            log(f"    epoch {e}: loss {r['train_loss']:.4f} IoU {r['train_iou']:.3f}{val} ({r['seconds']:.1f} s)")
+            val = (
+                ""
+                if r.get("val_loss") is None
+                else f" val loss {r['val_loss']:.4f} val IoU {r['val_iou']:.3f}"
+            )
+            log(
+                f"    epoch {e}: loss {r['train_loss']:.4f} IoU {r['train_iou']:.3f}{val} ({r['seconds']:.1f} s)"
+            )
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no validation set" in quick mode
-        return train_model(samples, cfg, output=None, callbacks=TrainCallbacks(on_epoch_end=on_epoch_end))
+        return train_model(
+            samples, cfg, output=None, callbacks=TrainCallbacks(on_epoch_end=on_epoch_end)
+        )
 
 
 # =============================================================================== evaluation
@@ -246,7 +283,9 @@ def _selected_objects(seq: Sequence, max_objects: int | None) -> set[int]:
     return set(ids[:max_objects] if max_objects else ids)
 
 
-def single_step(model: Any, seq: Sequence, device: str, max_objects: int | None) -> dict[str, list[float]]:
+def single_step(
+    model: Any, seq: Sequence, device: str, max_objects: int | None
+) -> dict[str, list[float]]:
     """IoU of one propagation step from the true mask, and of copying the true mask."""
     prop = _propagator(model, device)
     objs = _selected_objects(seq, max_objects)
@@ -322,20 +361,29 @@ def table_rows(exp: dict[str, Any]) -> list[str]:
     def row(what: str, ours: list[float], copy: list[float], extra: str = "") -> None:
         a, b = _stats(ours), _stats(copy)
         better = "n/a" if a["n"] == 0 else ("yes" if a["mean"] > b["mean"] else "**no**")
-        rows.append(f"| {name} | {what} | {a['n']} | {_f(a['mean'])} | {_f(a['median'])} | "
-                    f"{_f(b['mean'])} | {_f(b['median'])} | {better} | {extra} |")
+        rows.append(
+            f"| {name} | {what} | {a['n']} | {_f(a['mean'])} | {_f(a['median'])} | "
+            f"{_f(b['mean'])} | {_f(b['median'])} | {better} | {extra} |"
+        )
 
     ss, ms = exp["single_step"], exp["multi_step"]
     row("single-step (prompt = true mask at t)", ss["ours"], ss["copy"])
-    row("multi-step (prompt = own prediction)", ms["ours"], ms["copy"],
-        f"{ms['objects']} objects, {ms['lost']} lost on the way")
+    row(
+        "multi-step (prompt = own prediction)",
+        ms["ours"],
+        ms["copy"],
+        f"{ms['objects']} objects, {ms['lost']} lost on the way",
+    )
     steps = np.asarray(ms["steps"], dtype=int)
     for lo, hi in ((1, 5), (6, 20), (21, 10**6)):
         sel = (steps >= lo) & (steps <= hi)
         if sel.any() and len(steps) > sel.sum():  # a breakdown only when there is more than one bin
             label = f"{lo}-{hi}" if hi < 10**6 else f">{lo - 1}"
-            row(f"  multi-step, {label} frames after the prompt",
-                list(np.asarray(ms["ours"])[sel]), list(np.asarray(ms["copy"])[sel]))
+            row(
+                f"  multi-step, {label} frames after the prompt",
+                list(np.asarray(ms["ours"])[sel]),
+                list(np.asarray(ms["copy"])[sel]),
+            )
     return rows
 
 
@@ -361,7 +409,11 @@ def markdown(report: dict[str, Any]) -> str:
         s, t = exp["settings"], exp["training"]
         out.append(
             f"* **{exp['name']}**: train {exp['train']}, test {exp['test']}; {t['n_samples']} training samples "
-            + (f"(an evenly spread subset of {t['n_available']}) " if t['n_available'] > t['n_samples'] else "")
+            + (
+                f"(an evenly spread subset of {t['n_available']}) "
+                if t["n_available"] > t["n_samples"]
+                else ""
+            )
             + f"({t['n_train']} train / {t['n_val']} validation) from SEG masks in consecutive frames; "
             f"input {s['input_size']} px, subimage {s['subimage']} px, base filters {s['base_filters']}, "
             f"L={s['concatenation_level']}, batch {s['batch_size']}, lr {s['learning_rate']}, "
@@ -376,9 +428,18 @@ def markdown(report: dict[str, Any]) -> str:
 
 # =============================================================================== main
 def run_experiment(
-    name: str, data: Path, dataset: str, train_seq: str, test_seq: str, train_frames: slice | None,
-    test_frames: slice | None, s: dict[str, Any], device: str, max_objects: int | None,
-    max_train: int | None, log: Any,
+    name: str,
+    data: Path,
+    dataset: str,
+    train_seq: str,
+    test_seq: str,
+    train_frames: slice | None,
+    test_frames: slice | None,
+    s: dict[str, Any],
+    device: str,
+    max_objects: int | None,
+    max_train: int | None,
+    log: Any,
 ) -> dict[str, Any]:
     """Load, train, evaluate one experiment; returns its result dict."""
     log(f"[{name}] loading {dataset} {train_seq} (train) and {test_seq} (test)")
@@ -414,9 +475,15 @@ def run_experiment(
         "test": span(te),
         "settings": s,
         "training": {
-            "n_samples": len(samples), "n_available": n_available, "n_train": result.n_train, "n_val": result.n_val,
-            "best_epoch": result.best_epoch, "epochs_run": len(result.history), "seconds": train_s,
-            "train_iou": last.get("train_iou"), "val_iou": last.get("val_iou"),
+            "n_samples": len(samples),
+            "n_available": n_available,
+            "n_train": result.n_train,
+            "n_val": result.n_val,
+            "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
+            "seconds": train_s,
+            "train_iou": last.get("train_iou"),
+            "val_iou": last.get("val_iou"),
             "stopped_early": result.stopped_early,
         },
         "single_step": ss,
@@ -429,30 +496,55 @@ def run_experiment(
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="CTC folder (default: %(default)s)")
+    p.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="CTC folder (default: %(default)s)"
+    )
     p.add_argument("--dataset", default="Fluo-N2DH-GOWT1")
     p.add_argument("--train-seq", default="01")
     p.add_argument("--test-seq", default="02")
-    p.add_argument("--train-frames", help="frame range start:stop of the training sequence (default: all)")
-    p.add_argument("--test-frames", help="frame range start:stop of the test sequence (default: all)")
-    p.add_argument("--also-sim", action="store_true",
-                   help="add the experiment Fluo-N2DH-SIM+ 01: train frames 0-39, test frames 40-64")
+    p.add_argument(
+        "--train-frames", help="frame range start:stop of the training sequence (default: all)"
+    )
+    p.add_argument(
+        "--test-frames", help="frame range start:stop of the test sequence (default: all)"
+    )
+    p.add_argument(
+        "--also-sim",
+        action="store_true",
+        help="add the experiment Fluo-N2DH-SIM+ 01: train frames 0-39, test frames 40-64",
+    )
     p.add_argument("--epochs", type=int, help="maximum epochs (default 150; 1 with --quick)")
-    p.add_argument("--sim-epochs", type=int, default=8, help="maximum epochs of the --also-sim experiment")
-    p.add_argument("--sim-max-train-samples", type=int, default=480,
-                   help="training samples of the --also-sim experiment (of about 1,400; CPU time)")
-    p.add_argument("--max-train-samples", type=int,
-                   help="train on at most this many samples (evenly spread over the set; default all)")
-    p.add_argument("--max-objects", type=int,
-                   help="evaluate at most this many test objects (those with the most ground-truth frames)")
+    p.add_argument(
+        "--sim-epochs", type=int, default=8, help="maximum epochs of the --also-sim experiment"
+    )
+    p.add_argument(
+        "--sim-max-train-samples",
+        type=int,
+        default=480,
+        help="training samples of the --also-sim experiment (of about 1,400; CPU time)",
+    )
+    p.add_argument(
+        "--max-train-samples",
+        type=int,
+        help="train on at most this many samples (evenly spread over the set; default all)",
+    )
+    p.add_argument(
+        "--max-objects",
+        type=int,
+        help="evaluate at most this many test objects (those with the most ground-truth frames)",
+    )
     p.add_argument("--input-size", type=int)
-    p.add_argument("--subimage", type=int, help="native window in pixels (rescaled to the input size)")
+    p.add_argument(
+        "--subimage", type=int, help="native window in pixels (rescaled to the input size)"
+    )
     p.add_argument("--base-filters", type=int)
     p.add_argument("--batch-size", type=int)
     p.add_argument("--learning-rate", type=float)
     p.add_argument("--patience", type=int, help="early-stopping patience in epochs")
     p.add_argument("--device", default="auto", help="auto|cpu|cuda (default auto)")
-    p.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the script runs")
+    p.add_argument(
+        "--quick", action="store_true", help="tiny settings (seconds): checks the script runs"
+    )
     p.add_argument("--json", type=Path, help="write the results (with every IoU) to this JSON file")
     p.add_argument("--markdown", type=Path, help="write the markdown table to this file")
     args = p.parse_args(argv)
@@ -462,24 +554,57 @@ def main(argv: list[str] | None = None) -> int:
     from rescunet_ij.device import resolve_device
 
     s = dict(QUICK if args.quick else DEFAULTS)
-    for key in ("epochs", "input_size", "subimage", "base_filters", "batch_size", "learning_rate", "patience"):
+    for key in (
+        "epochs",
+        "input_size",
+        "subimage",
+        "base_filters",
+        "batch_size",
+        "learning_rate",
+        "patience",
+    ):
         v = getattr(args, key)
         if v is not None:
             s[key] = v
     max_objects = args.max_objects if args.max_objects is not None else (3 if args.quick else None)
-    max_train = args.max_train_samples if args.max_train_samples is not None else (24 if args.quick else None)
+    max_train = (
+        args.max_train_samples
+        if args.max_train_samples is not None
+        else (24 if args.quick else None)
+    )
     device = resolve_device(args.device).type
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    experiments = [(f"{args.dataset} {args.train_seq}->{args.test_seq}", args.dataset, args.train_seq, args.test_seq,
-                    _parse_frames(args.train_frames), _parse_frames(args.test_frames))]
+    experiments = [
+        (
+            f"{args.dataset} {args.train_seq}->{args.test_seq}",
+            args.dataset,
+            args.train_seq,
+            args.test_seq,
+            _parse_frames(args.train_frames),
+            _parse_frames(args.test_frames),
+        )
+    ]
     if args.also_sim:
-        experiments.append(("Fluo-N2DH-SIM+ 01 (time split)", "Fluo-N2DH-SIM+", "01", "01", slice(0, 40), slice(40, 65)))
+        experiments.append(
+            (
+                "Fluo-N2DH-SIM+ 01 (time split)",
+                "Fluo-N2DH-SIM+",
+                "01",
+                "01",
+                slice(0, 40),
+                slice(40, 65),
+            )
+        )
     report: dict[str, Any] = {
-        "machine": machine_info(), "device": device, "quick": args.quick, "date": time.strftime("%Y-%m-%d"),
-        "data": str(args.data), "experiments": [],
+        "machine": machine_info(),
+        "device": device,
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d"),
+        "data": str(args.data),
+        "experiments": [],
     }
     for k, (name, ds, trs, tes, trf, tef) in enumerate(experiments):
         es, mt = dict(s), max_train
@@ -487,7 +612,9 @@ def main(argv: list[str] | None = None) -> int:
             es.update(epochs=args.sim_epochs, patience=min(s["patience"] or 3, 3))
             mt = args.sim_max_train_samples
         report["experiments"].append(
-            run_experiment(name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, log)
+            run_experiment(
+                name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, log
+            )
         )
     md = markdown(report)
     print(md)

@@ -56,14 +56,34 @@ PYJAMAS = {
 TARGETS = {"train_speedup": 1.5, "predict_speedup": 20.0, "memory_fraction": 0.5}
 
 FULL: dict[str, Any] = {
-    "input_size": 64, "concatenation_level": 1, "base_filters": 64, "batch_size": 8, "frame_size": 256,
-    "train_objects": 10, "train_frames": 21, "warmup": 3, "step_batches": 12,
-    "prop_objects": 10, "prop_frames": 10, "prop_warmup_frames": 1, "prop_batch_size": 64,
+    "input_size": 64,
+    "concatenation_level": 1,
+    "base_filters": 64,
+    "batch_size": 8,
+    "frame_size": 256,
+    "train_objects": 10,
+    "train_frames": 21,
+    "warmup": 3,
+    "step_batches": 12,
+    "prop_objects": 10,
+    "prop_frames": 10,
+    "prop_warmup_frames": 1,
+    "prop_batch_size": 64,
 }
 QUICK: dict[str, Any] = {
-    "input_size": 32, "concatenation_level": 1, "base_filters": 4, "batch_size": 4, "frame_size": 96,
-    "train_objects": 3, "train_frames": 4, "warmup": 1, "step_batches": 2,
-    "prop_objects": 3, "prop_frames": 3, "prop_warmup_frames": 1, "prop_batch_size": 64,
+    "input_size": 32,
+    "concatenation_level": 1,
+    "base_filters": 4,
+    "batch_size": 4,
+    "frame_size": 96,
+    "train_objects": 3,
+    "train_frames": 4,
+    "warmup": 1,
+    "step_batches": 2,
+    "prop_objects": 3,
+    "prop_frames": 3,
+    "prop_warmup_frames": 1,
+    "prop_batch_size": 64,
 }
 
 
@@ -154,7 +174,9 @@ def _synthetic_samples(s: dict[str, Any]) -> list:
     n = s["frame_size"]
     sim = synthetic_movie(s["train_frames"], (n, n), n_objects=s["train_objects"], seed=1)
     masks = {
-        int(o): {t: sim.labels[t] == o for t in range(sim.labels.shape[0]) if (sim.labels[t] == o).any()}
+        int(o): {
+            t: sim.labels[t] == o for t in range(sim.labels.shape[0]) if (sim.labels[t] == o).any()
+        }
         for o in np.unique(sim.labels)
         if o
     }
@@ -165,9 +187,15 @@ def _train_config(s: dict[str, Any], device: str, epochs: int = 1):
     from rescunet_ij.api import train_config
 
     return train_config(
-        input_size=s["input_size"], concatenation_level=s["concatenation_level"],
-        base_filters=s["base_filters"], batch_size=s["batch_size"], epochs=epochs,
-        validation_fraction=0.0, early_stopping_patience=None, device=device, seed=0,
+        input_size=s["input_size"],
+        concatenation_level=s["concatenation_level"],
+        base_filters=s["base_filters"],
+        batch_size=s["batch_size"],
+        epochs=epochs,
+        validation_fraction=0.0,
+        early_stopping_patience=None,
+        device=device,
+        seed=0,
     )
 
 
@@ -237,14 +265,23 @@ def child_train_step(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     samples = _synthetic_samples(s)
     cfg = _train_config(s, device.type)
     ds = WindowDataset(
-        samples, input_size=cfg.model.input_size, window=cfg.window_size, normalization=cfg.normalization,
-        augment=True, w0=cfg.weight_w0, sigma=cfg.weight_sigma, seed=0, train=True,
+        samples,
+        input_size=cfg.model.input_size,
+        window=cfg.window_size,
+        normalization=cfg.normalization,
+        augment=True,
+        w0=cfg.weight_w0,
+        sigma=cfg.weight_sigma,
+        seed=0,
+        train=True,
     )
     loader = DataLoader(ds, batch_size=s["batch_size"], shuffle=True, drop_last=True)
     batches = []
     while len(batches) < s["warmup"] + s["step_batches"]:
         batches.extend(loader)
-    batches = [{k: v.to(device) for k, v in b.items()} for b in batches[: s["warmup"] + s["step_batches"]]]
+    batches = [
+        {k: v.to(device) for k, v in b.items()} for b in batches[: s["warmup"] + s["step_batches"]]
+    ]
     net = build_model(cfg.model).to(device).train()
     # Adam, as in PyJAMAS (and rescunet-ij's training loop).
     opt = torch.optim.Adam(net.parameters(), lr=cfg.learning_rate)
@@ -293,8 +330,12 @@ def _echo_network(mcfg: Any) -> Any:
             p = prev_mask.to(logits.dtype) * 2.0 - 1.0  # +1 inside the prompt, -1 outside
             return logits * 0.0 + 8.0 * torch.cat([-p, p], dim=1)
 
-    return _PromptEcho(in_channels=mcfg.in_channels, base_filters=mcfg.base_filters,
-                       concatenation_level=mcfg.concatenation_level, dropout=mcfg.dropout)
+    return _PromptEcho(
+        in_channels=mcfg.in_channels,
+        base_filters=mcfg.base_filters,
+        concatenation_level=mcfg.concatenation_level,
+        dropout=mcfg.dropout,
+    )
 
 
 def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
@@ -317,7 +358,8 @@ def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     frames = s["prop_frames"] + warm
     sim = synthetic_movie(frames + 1, (n, n), n_objects=s["prop_objects"], seed=2)
     mcfg = ModelConfig(
-        input_size=(s["input_size"], s["input_size"]), concatenation_level=s["concatenation_level"],
+        input_size=(s["input_size"], s["input_size"]),
+        concatenation_level=s["concatenation_level"],
         base_filters=s["base_filters"],
     )
     loaded = model_from_network(_echo_network(mcfg), mcfg, NormalizationConfig())  # random weights
@@ -357,7 +399,11 @@ def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     return out
 
 
-CHILDREN = {"train_loop": child_train_loop, "train_step": child_train_step, "propagate": child_propagate}
+CHILDREN = {
+    "train_loop": child_train_loop,
+    "train_step": child_train_step,
+    "propagate": child_propagate,
+}
 
 
 def run_child(task: str, settings: dict[str, Any], device: str) -> None:
@@ -371,17 +417,33 @@ def run_child(task: str, settings: dict[str, Any], device: str) -> None:
 
 def measure(task: str, settings: dict[str, Any], device: str, timeout: float) -> dict[str, Any]:
     """Run one measurement in a fresh Python process; returns its result or ``{"error": ...}``."""
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", task, "--device", device,
-           "--settings", json.dumps(settings)]
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--child",
+        task,
+        "--device",
+        device,
+        "--settings",
+        json.dumps(settings),
+    ]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     try:
-        proc = subprocess.run(cmd, check=False, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
+        proc = subprocess.run(
+            cmd,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            cwd=str(REPO),
+        )
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(RESULT_TAG):
-            return json.loads(line[len(RESULT_TAG):])
+            return json.loads(line[len(RESULT_TAG) :])
     tail = (proc.stderr or proc.stdout).strip().splitlines()[-15:]
     return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
 
@@ -404,7 +466,7 @@ def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
     def mem(r: dict[str, Any]) -> float | None:
         if not r or "error" in r:
             return None
-        return (r.get("cuda_peak_mb") if on_gpu else r.get("peak_rss_mb"))
+        return r.get("cuda_peak_mb") if on_gpu else r.get("peak_rss_mb")
 
     if not tl:
         pass
@@ -412,37 +474,84 @@ def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
         rows.append([device, "training, train_model", f"error: {tl['error']}", "", "", "", ""])
     else:
         sp = tl["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append([device, "training samples/s (train_model, with data loading)", _fmt(tl["samples_per_s"]),
-                     str(PYJAMAS["train_samples_per_s"]), f"{sp:.2f}x", ">= 1.5x", _ok(sp >= TARGETS["train_speedup"])])
+        rows.append(
+            [
+                device,
+                "training samples/s (train_model, with data loading)",
+                _fmt(tl["samples_per_s"]),
+                str(PYJAMAS["train_samples_per_s"]),
+                f"{sp:.2f}x",
+                ">= 1.5x",
+                _ok(sp >= TARGETS["train_speedup"]),
+            ]
+        )
     if not ts:
         pass
     elif "error" in ts:
         rows.append([device, "training, network step", f"error: {ts['error']}", "", "", "", ""])
     else:
         sp = ts["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append([device, "training samples/s (network step only)", _fmt(ts["samples_per_s"]),
-                     str(PYJAMAS["train_samples_per_s"]), f"{sp:.2f}x", ">= 1.5x", _ok(sp >= TARGETS["train_speedup"])])
+        rows.append(
+            [
+                device,
+                "training samples/s (network step only)",
+                _fmt(ts["samples_per_s"]),
+                str(PYJAMAS["train_samples_per_s"]),
+                f"{sp:.2f}x",
+                ">= 1.5x",
+                _ok(sp >= TARGETS["train_speedup"]),
+            ]
+        )
     if not pr:
         pass
     elif "error" in pr:
         rows.append([device, "propagation", f"error: {pr['error']}", "", "", "", ""])
     else:
         sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
-        rows.append([device, "propagation s per object-frame", f"{pr['s_per_object_frame']:.4f}",
-                     str(PYJAMAS["predict_s_per_object_frame"]), f"{sp:.1f}x faster", ">= 20x",
-                     _ok(sp >= TARGETS["predict_speedup"])])
-        rows.append([device, "propagation object-frames/s", _fmt(pr["object_frames_per_s"]),
-                     _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3), "", "", ""])
+        rows.append(
+            [
+                device,
+                "propagation s per object-frame",
+                f"{pr['s_per_object_frame']:.4f}",
+                str(PYJAMAS["predict_s_per_object_frame"]),
+                f"{sp:.1f}x faster",
+                ">= 20x",
+                _ok(sp >= TARGETS["predict_speedup"]),
+            ]
+        )
+        rows.append(
+            [
+                device,
+                "propagation object-frames/s",
+                _fmt(pr["object_frames_per_s"]),
+                _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
+                "",
+                "",
+                "",
+            ]
+        )
     what = "peak GPU memory (max_memory_allocated)" if on_gpu else "peak RSS (whole process)"
-    for label, r, ref in (("training", tl, "train_peak_gb"), ("training, network step", ts, "train_peak_gb"),
-                          ("propagation", pr, "predict_peak_gb")):
+    for label, r, ref in (
+        ("training", tl, "train_peak_gb"),
+        ("training, network step", ts, "train_peak_gb"),
+        ("propagation", pr, "predict_peak_gb"),
+    ):
         m = mem(r)
         if m is None:
             continue
         gb = m / 1024
         frac = gb / PYJAMAS[ref]
-        rows.append([device, f"{label} {what}, GiB", f"{gb:.2f}", str(PYJAMAS[ref]), f"{frac:.2f}x",
-                     "<= 0.5x", _ok(frac <= TARGETS["memory_fraction"])])
+        rows.append(
+            [
+                device,
+                f"{label} {what}, GiB",
+                f"{gb:.2f}",
+                str(PYJAMAS[ref]),
+                f"{frac:.2f}x",
+                "<= 0.5x",
+                _ok(frac <= TARGETS["memory_fraction"]),
+            ]
+        )
     return rows
 
 
@@ -452,18 +561,22 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# rescunet-ij core benchmark",
         "",
-        (f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
-        f"torch {m.get('torch')} ({m.get('torch_threads')} threads), Python {m['python']}, "
-        f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. Load average (1/5/15 min) before "
-        f"{report.get('load_before')}, after {report.get('load_after')}."
-        f"{' **QUICK settings (not a benchmark)**' if report['quick'] else ''}"),
+        (
+            f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
+            f"torch {m.get('torch')} ({m.get('torch_threads')} threads), Python {m['python']}, "
+            f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. Load average (1/5/15 min) before "
+            f"{report.get('load_before')}, after {report.get('load_after')}."
+            f"{' **QUICK settings (not a benchmark)**' if report['quick'] else ''}"
+        ),
         "",
-        (f"Settings: input {s['input_size']}x{s['input_size']}, concatenation level {s['concatenation_level']}, "
-        f"base filters {s['base_filters']}, training batch {s['batch_size']}, "
-        f"{s['frame_size']}x{s['frame_size']} frames; training on {s['train_objects']} objects x "
-        f"{s['train_frames'] - 1} frame pairs of a synthetic movie (warm-up {s['warmup']} batches excluded); "
-        f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames (after {s['prop_warmup_frames']} "
-        f"warm-up frame), all objects batched, random weights."),
+        (
+            f"Settings: input {s['input_size']}x{s['input_size']}, concatenation level {s['concatenation_level']}, "
+            f"base filters {s['base_filters']}, training batch {s['batch_size']}, "
+            f"{s['frame_size']}x{s['frame_size']} frames; training on {s['train_objects']} objects x "
+            f"{s['train_frames'] - 1} frame pairs of a synthetic movie (warm-up {s['warmup']} batches excluded); "
+            f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames (after {s['prop_warmup_frames']} "
+            f"warm-up frame), all objects batched, random weights."
+        ),
         "",
         "| device | measurement | rescunet-ij | PyJAMAS (2 CPU cores) | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
@@ -480,13 +593,15 @@ def markdown(report: dict[str, Any]) -> str:
             lines.append(f"* {dev} {task}: `{json.dumps(keep)}`")
     lines += [
         "",
-        ("Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles the whole "
-        "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
-        "Propagation uses random weights (speed does not depend on them); the network's output is replaced "
-        "by its prompt after the full forward pass so that objects are not lost and their clean-up and "
-        "outlines are timed too; accuracy is measured by "
-        "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process (Python, torch, data); "
-        "`rss_after_imports_mb` is its size before any work."),
+        (
+            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles the whole "
+            "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
+            "Propagation uses random weights (speed does not depend on them); the network's output is replaced "
+            "by its prompt after the full forward pass so that objects are not lost and their clean-up and "
+            "outlines are timed too; accuracy is measured by "
+            "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process (Python, torch, data); "
+            "`rss_after_imports_mb` is its size before any work."
+        ),
         "",
     ]
     return "\n".join(lines)
@@ -501,7 +616,9 @@ def devices_for(choice: str) -> list[str]:
     has_cuda = torch.cuda.is_available()
     if choice == "cuda":
         if not has_cuda:
-            raise SystemExit(f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu")
+            raise SystemExit(
+                f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu"
+            )
         return ["cuda"]
     return ["cpu", "cuda"] if has_cuda else ["cpu"]
 
@@ -509,13 +626,23 @@ def devices_for(choice: str) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (1 if a measurement failed)."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"],
-                   help="auto = CPU, plus CUDA when present")
-    p.add_argument("--quick", action="store_true", help="tiny settings (seconds): checks the script runs")
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="auto = CPU, plus CUDA when present",
+    )
+    p.add_argument(
+        "--quick", action="store_true", help="tiny settings (seconds): checks the script runs"
+    )
     p.add_argument("--json", type=Path, help="write all results to this JSON file")
     p.add_argument("--markdown", type=Path, help="write the markdown report to this file")
-    p.add_argument("--only", choices=sorted(CHILDREN), action="append",
-                   help="run only this measurement (repeatable)")
+    p.add_argument(
+        "--only",
+        choices=sorted(CHILDREN),
+        action="append",
+        help="run only this measurement (repeatable)",
+    )
     p.add_argument("--timeout", type=float, default=900, help="seconds per measurement subprocess")
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--settings", help=argparse.SUPPRESS)

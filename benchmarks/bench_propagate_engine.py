@@ -54,11 +54,15 @@ class TimedOracleNet(ReSCUNet):
         return torch.cat([torch.zeros_like(fg), fg], dim=1)
 
 
-def run(device: str, n_objects: int, n_frames: int, skip_network: bool, batch_size: int) -> tuple[float, float, int]:
+def run(
+    device: str, n_objects: int, n_frames: int, skip_network: bool, batch_size: int
+) -> tuple[float, float, int]:
     sim = synthetic_movie(n_frames + 1, (256, 256), n_objects=n_objects, radius=(9.0, 13.0), seed=3)
     mc = ModelConfig(input_size=64, base_filters=64, concatenation_level=1, dropout=True)
     torch.manual_seed(0)
-    net = TimedOracleNet(skip_network, in_channels=1, base_filters=64, concatenation_level=1, dropout=True)
+    net = TimedOracleNet(
+        skip_network, in_channels=1, base_filters=64, concatenation_level=1, dropout=True
+    )
     model = model_from_network(net, mc, NormalizationConfig())
     prop = Propagator(model, PropagateConfig(device=device, batch_size=batch_size))
     state = prop.init_state(sim.images)

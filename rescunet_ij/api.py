@@ -90,7 +90,12 @@ def read_outlines(
 
     t, z, c, y, x = _movie_dims(movie)
     return read_rois(
-        path, n_frames=t, n_slices=z, n_channels=c, image_shape=(y, x), identity=Identity(identity).value
+        path,
+        n_frames=t,
+        n_slices=z,
+        n_channels=c,
+        image_shape=(y, x),
+        identity=Identity(identity).value,
     )
 
 
@@ -103,7 +108,9 @@ def write_outlines(
     t, z, c, _, _ = _movie_dims(movie)
     # hyperstack=None: positions the way ImageJ itself stores them for this movie's dimensions
     # (c/z/t on true hyperstacks, the stack index on a time-only or z-only stack).
-    return write_rois(path, list(outlines), n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite)
+    return write_rois(
+        path, list(outlines), n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite
+    )
 
 
 def write_labels(
@@ -117,9 +124,7 @@ def write_labels(
 
 
 # --------------------------------------------------------------------------- planes and masks
-def _planes(
-    movie: "xr.DataArray", channel: int | None, z: int | None, axis: Axis
-) -> np.ndarray:
+def _planes(movie: "xr.DataArray", channel: int | None, z: int | None, axis: Axis) -> np.ndarray:
     from .io.movie import select_plane_series
 
     planes, _info = select_plane_series(movie, channel=channel, z=z, axis=axis)
@@ -131,7 +136,9 @@ def _index_of(outline: Outline, axis: Axis) -> int:
     return outline.frame if axis == "t" else outline.z
 
 
-def _relevant(outlines: Iterable[Outline], axis: Axis, z: int | None, frame: int | None) -> list[Outline]:
+def _relevant(
+    outlines: Iterable[Outline], axis: Axis, z: int | None, frame: int | None
+) -> list[Outline]:
     """Outlines that lie in the plane series being processed (the chosen z for t, the frame for z)."""
     out = []
     for o in outlines:
@@ -184,7 +191,9 @@ def make_training_set(
     planes = _planes(movie, channel, z, axis)
     outlines = _relevant(outlines, axis, z, 0 if axis == "z" else None)
     if not outlines:
-        raise DataError("no outlines to build a training set from; outline objects in at least two consecutive frames")
+        raise DataError(
+            "no outlines to build a training set from; outline objects in at least two consecutive frames"
+        )
     window = make_config(TrainConfig, subimage_size=subimage_size or 64).window_size
     masks = _masks_by_object(outlines, planes.shape[1:], axis)
     samples = samples_from_masks(planes, masks, window)
@@ -205,7 +214,9 @@ def make_training_set(
     return write_training_set(samples, out_dir, meta=meta, overwrite=overwrite)
 
 
-def export_training_zip(training_dir: str | Path, zip_path: str | Path, *, overwrite: bool = False) -> Path:
+def export_training_zip(
+    training_dir: str | Path, zip_path: str | Path, *, overwrite: bool = False
+) -> Path:
     """Pack a training-set folder into ``testtrain.zip`` (the layout the Colab notebook expects)."""
     from .data.training_set import write_training_zip
 
@@ -257,9 +268,13 @@ def train(
         if output.exists() and not overwrite:
             from .errors import OutputExistsError
 
-            raise OutputExistsError(f"model file {output} already exists; choose another name or pass --overwrite")
+            raise OutputExistsError(
+                f"model file {output} already exists; choose another name or pass --overwrite"
+            )
     samples, meta = read_training_set(training_data)
-    explicit_arch = config is not None or any(params.get(k) is not None for k in ModelConfig.model_fields)
+    explicit_arch = config is not None or any(
+        params.get(k) is not None for k in ModelConfig.model_fields
+    )
     if config is None:
         if "subimage_size" not in params and meta.get("window_size"):
             params["subimage_size"] = tuple(meta["window_size"])
@@ -273,7 +288,9 @@ def train(
             # Fine-tuning keeps the original architecture, normalisation and window; an architecture
             # given explicitly is checked against the model's by train_model (clear ConfigError).
             config = config_for_finetune(config, loaded)
-    return train_model(samples, config, output=output, init_from=loaded, callbacks=callbacks, overwrite=overwrite)
+    return train_model(
+        samples, config, output=output, init_from=loaded, callbacks=callbacks, overwrite=overwrite
+    )
 
 
 def load_model(path: str | Path, device: str = "cpu") -> "LoadedModel":
@@ -308,7 +325,9 @@ class PropagationRun:
     start_frame: int = 0
     end_frame: int = 0
 
-    def doubtful(self, min_confidence: float = 0.8, min_prompt_iou: float = 0.5) -> list[tuple[int, int, str]]:
+    def doubtful(
+        self, min_confidence: float = 0.8, min_prompt_iou: float = 0.5
+    ) -> list[tuple[int, int, str]]:
         """``(frame, object_id, why)`` for predictions worth a look, in frame order."""
         out = []
         for fr in self.frames:
@@ -318,7 +337,13 @@ class PropagationRun:
                 elif ob.confidence < min_confidence:
                     out.append((fr.frame, ob.object_id, f"low confidence {ob.confidence:.2f}"))
                 elif ob.prompt_iou < min_prompt_iou:
-                    out.append((fr.frame, ob.object_id, f"large change (IoU {ob.prompt_iou:.2f} with previous)"))
+                    out.append(
+                        (
+                            fr.frame,
+                            ob.object_id,
+                            f"large change (IoU {ob.prompt_iou:.2f} with previous)",
+                        )
+                    )
         return out
 
 
@@ -360,7 +385,9 @@ def iter_propagate(
     fixed_frame = 0 if axis == "z" else None
     outlines = _relevant(list(outlines), axis, z, fixed_frame)
     if not outlines:
-        raise DataError("no outlines to propagate: outline the objects on the first frame (or pass --first-frame)")
+        raise DataError(
+            "no outlines to propagate: outline the objects on the first frame (or pass --first-frame)"
+        )
     present = sorted({_index_of(o, axis) for o in outlines})
     if start_frame is None:
         start_frame = present[-1] if reverse else present[0]
@@ -394,7 +421,9 @@ def iter_propagate(
     for fr in prop.propagate(state, start_frame, end_frame, reverse=reverse):
         for ob in fr.objects:  # engine coordinates -> the movie's (t or z, channel)
             if ob.outline is not None:
-                ob.outline = _from_engine(ob.outline, axis, z, seeds_fixed=fixed_frame, channel=channel)
+                ob.outline = _from_engine(
+                    ob.outline, axis, z, seeds_fixed=fixed_frame, channel=channel
+                )
         yield fr, fr.outlines
 
 
@@ -404,13 +433,31 @@ def _to_engine(o: Outline, axis: Axis) -> Outline:
     return Outline(o.object_id, o.z, o.polygon, z=0, c=o.c, name=o.name)
 
 
-def _from_engine(o: Outline, axis: Axis, z: int | None, *, seeds_fixed: int | None, channel: int | None) -> Outline:
+def _from_engine(
+    o: Outline, axis: Axis, z: int | None, *, seeds_fixed: int | None, channel: int | None
+) -> Outline:
     c = channel if channel is not None else o.c
     if axis == "t":
-        return Outline(o.object_id, o.frame, o.polygon, z=z or 0, c=c, name=o.name,
-                       confidence=o.confidence, prompt_iou=o.prompt_iou)
-    return Outline(o.object_id, seeds_fixed or 0, o.polygon, z=o.frame, c=c, name=o.name,
-                   confidence=o.confidence, prompt_iou=o.prompt_iou)
+        return Outline(
+            o.object_id,
+            o.frame,
+            o.polygon,
+            z=z or 0,
+            c=c,
+            name=o.name,
+            confidence=o.confidence,
+            prompt_iou=o.prompt_iou,
+        )
+    return Outline(
+        o.object_id,
+        seeds_fixed or 0,
+        o.polygon,
+        z=o.frame,
+        c=c,
+        name=o.name,
+        confidence=o.confidence,
+        prompt_iou=o.prompt_iou,
+    )
 
 
 def propagate(
@@ -439,8 +486,18 @@ def propagate(
     predicted: list[Outline] = []
     lost: dict[int, int] = {}
     it = iter_propagate(
-        movie, outlines, model, start_frame=start_frame, end_frame=end_frame, next_only=next_only,
-        reverse=reverse, channel=channel, z=z, axis=axis, config=config, object_ids=object_ids,
+        movie,
+        outlines,
+        model,
+        start_frame=start_frame,
+        end_frame=end_frame,
+        next_only=next_only,
+        reverse=reverse,
+        channel=channel,
+        z=z,
+        axis=axis,
+        config=config,
+        object_ids=object_ids,
     )
     for fr, fo in it:
         frames.append(fr)
@@ -472,6 +529,10 @@ def propagate(
             o.name = names[o.object_id]
     merged = sorted(kept + predicted, key=lambda o: (o.frame, o.z, o.object_id))
     return PropagationRun(
-        outlines=merged, predicted=predicted, frames=frames, lost=lost,
-        start_frame=first_seen, end_frame=frames[-1].frame,
+        outlines=merged,
+        predicted=predicted,
+        frames=frames,
+        lost=lost,
+        start_frame=first_seen,
+        end_frame=frames[-1].frame,
     )

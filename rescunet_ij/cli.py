@@ -25,9 +25,15 @@ app = typer.Typer(
 )
 
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace existing outputs")]
-Channel = Annotated[Optional[int], typer.Option(help="channel to use (1-based) for multi-channel/RGB movies")]
-ZPlane = Annotated[Optional[int], typer.Option("--z", help="z-plane to use (1-based) for movies with z")]
-AxisOpt = Annotated[str, typer.Option(help="propagate along time 't' or through the planes of a z-stack 'z'")]
+Channel = Annotated[
+    Optional[int], typer.Option(help="channel to use (1-based) for multi-channel/RGB movies")
+]
+ZPlane = Annotated[
+    Optional[int], typer.Option("--z", help="z-plane to use (1-based) for movies with z")
+]
+AxisOpt = Annotated[
+    str, typer.Option(help="propagate along time 't' or through the planes of a z-stack 'z'")
+]
 IdentityOpt = Annotated[
     str, typer.Option(help="how ROIs are matched to objects: auto|property|group|name|order")
 ]
@@ -59,10 +65,12 @@ def make_training_set(
     rois: Annotated[Path, typer.Argument(help="ImageJ RoiSet.zip with the outlined objects")],
     out_dir: Annotated[Path, typer.Argument(help="folder to create (one subfolder per sample)")],
     subimage_size: Annotated[
-        Optional[str], typer.Option(help="window around each object in native pixels, e.g. 64 or 96x64")
+        Optional[str],
+        typer.Option(help="window around each object in native pixels, e.g. 64 or 96x64"),
     ] = None,
     zip_path: Annotated[
-        Optional[Path], typer.Option("--zip", help="also write testtrain.zip for the Colab notebook")
+        Optional[Path],
+        typer.Option("--zip", help="also write testtrain.zip for the Colab notebook"),
     ] = None,
     channel: Channel = None,
     z: ZPlane = None,
@@ -76,8 +84,14 @@ def make_training_set(
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
     out = api.make_training_set(
-        mv, outlines, out_dir, subimage_size=_size(subimage_size), channel=_one_based(channel, "channel"),
-        z=_one_based(z, "z-plane"), axis=_check_axis(axis), overwrite=overwrite,
+        mv,
+        outlines,
+        out_dir,
+        subimage_size=_size(subimage_size),
+        channel=_one_based(channel, "channel"),
+        z=_one_based(z, "z-plane"),
+        axis=_check_axis(axis),
+        overwrite=overwrite,
     )
     n = sum(1 for p in out.iterdir() if p.is_dir())
     _console().print(f"[green]wrote {n} training samples to {out}[/green]")
@@ -98,7 +112,9 @@ def _size(value: str | None):
 @app.command("export-training-zip")
 def export_training_zip(
     training_dir: Annotated[Path, typer.Argument(help="training-set folder")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="zip to write")] = Path("testtrain.zip"),
+    output: Annotated[Path, typer.Option("-o", "--output", help="zip to write")] = Path(
+        "testtrain.zip"
+    ),
     overwrite: Overwrite = False,
 ) -> None:
     """Pack a training-set folder into testtrain.zip for the Colab notebook."""
@@ -112,18 +128,32 @@ def export_training_zip(
 def train(
     training_dir: Annotated[Path, typer.Argument(help="training-set folder or testtrain.zip")],
     output: Annotated[Path, typer.Option("-o", "--output", help="model file to write (.rescunet)")],
-    input_size: Annotated[Optional[str], typer.Option(help="network input, divisible by 16 (e.g. 64 or 64x48)")] = None,
-    subimage_size: Annotated[Optional[str], typer.Option(help="window in native pixels (default: from the set)")] = None,
+    input_size: Annotated[
+        Optional[str], typer.Option(help="network input, divisible by 16 (e.g. 64 or 64x48)")
+    ] = None,
+    subimage_size: Annotated[
+        Optional[str], typer.Option(help="window in native pixels (default: from the set)")
+    ] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="samples per step")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
     concatenation_level: Annotated[Optional[int], typer.Option(help="0..4")] = None,
-    base_filters: Annotated[Optional[int], typer.Option(help="filters of the first block (64 = paper)")] = None,
-    erosion_width: Annotated[Optional[int], typer.Option(help="erosion after prediction, pixels")] = None,
+    base_filters: Annotated[
+        Optional[int], typer.Option(help="filters of the first block (64 = paper)")
+    ] = None,
+    erosion_width: Annotated[
+        Optional[int], typer.Option(help="erosion after prediction, pixels")
+    ] = None,
     validation_fraction: Annotated[Optional[float], typer.Option(help="held-out fraction")] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience (epochs)")] = None,
-    normalization: Annotated[Optional[str], typer.Option(help="percentile (default) or max")] = None,
-    no_augment: Annotated[bool, typer.Option("--no-augment", help="switch augmentation off")] = False,
+    patience: Annotated[
+        Optional[int], typer.Option(help="early-stopping patience (epochs)")
+    ] = None,
+    normalization: Annotated[
+        Optional[str], typer.Option(help="percentile (default) or max")
+    ] = None,
+    no_augment: Annotated[
+        bool, typer.Option("--no-augment", help="switch augmentation off")
+    ] = False,
     seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
@@ -137,8 +167,13 @@ def train(
 
     console = _console()
     with Progress(
-        TextColumn("[bold]epoch {task.fields[epoch]}"), BarColumn(), TextColumn("{task.completed}/{task.total} batches"),
-        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]epoch {task.fields[epoch]}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} batches"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as progress:
         task = progress.add_task("train", total=None, epoch=1, info="")
         state = {"epoch": 1}
@@ -156,37 +191,63 @@ def train(
             console.log(f"epoch {stats.get('epoch')}: {info}")
 
         result = api.train(
-            training_dir, output, init_from=init_from, overwrite=overwrite,
+            training_dir,
+            output,
+            init_from=init_from,
+            overwrite=overwrite,
             callbacks=TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
-            input_size=_size(input_size), subimage_size=_size(subimage_size), learning_rate=learning_rate,
-            batch_size=batch_size, epochs=epochs, concatenation_level=concatenation_level,
-            base_filters=base_filters, erosion_width=erosion_width, validation_fraction=validation_fraction,
-            early_stopping_patience=patience, normalization=normalization,
-            augment=False if no_augment else None, seed=seed, device=device,
+            input_size=_size(input_size),
+            subimage_size=_size(subimage_size),
+            learning_rate=learning_rate,
+            batch_size=batch_size,
+            epochs=epochs,
+            concatenation_level=concatenation_level,
+            base_filters=base_filters,
+            erosion_width=erosion_width,
+            validation_fraction=validation_fraction,
+            early_stopping_patience=patience,
+            normalization=normalization,
+            augment=False if no_augment else None,
+            seed=seed,
+            device=device,
         )
-    console.print(f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})")
+    console.print(
+        f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})"
+    )
     console.print(f"training curve: {result.history_png}  history: {result.history_csv}")
 
 
 @app.command()
 def propagate(
     movie: Annotated[Path, typer.Argument(help="TIFF movie")],
-    rois: Annotated[Path, typer.Argument(help="RoiSet.zip with the seed outlines (and any earlier results)")],
+    rois: Annotated[
+        Path, typer.Argument(help="RoiSet.zip with the seed outlines (and any earlier results)")
+    ],
     model: Annotated[Path, typer.Option(help="trained model file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="RoiSet.zip to write")],
-    first_frame: Annotated[Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")] = None,
-    last_frame: Annotated[Optional[int], typer.Option(help="last frame to predict (default: end of movie)")] = None,
-    next_frame_only: Annotated[bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")] = False,
+    first_frame: Annotated[
+        Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")
+    ] = None,
+    last_frame: Annotated[
+        Optional[int], typer.Option(help="last frame to predict (default: end of movie)")
+    ] = None,
+    next_frame_only: Annotated[
+        bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")
+    ] = False,
     reverse: Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")] = False,
     labels: Annotated[Optional[Path], typer.Option(help="also write a label-image TIFF")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="CSV of confidence / IoU per object and frame")] = None,
+    report: Annotated[
+        Optional[Path], typer.Option(help="CSV of confidence / IoU per object and frame")
+    ] = None,
     channel: Channel = None,
     z: ZPlane = None,
     axis: AxisOpt = "t",
     identity: IdentityOpt = "auto",
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
     batch_size: Annotated[Optional[int], typer.Option(help="windows per forward pass")] = None,
-    erosion_width: Annotated[Optional[int], typer.Option(help="override the model's erosion width")] = None,
+    erosion_width: Annotated[
+        Optional[int], typer.Option(help="override the model's erosion width")
+    ] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Propagate outlines through a movie and write the result as an ImageJ RoiSet.zip."""
@@ -202,13 +263,20 @@ def propagate(
         if p is not None and Path(p).exists() and not overwrite:
             raise OutputExistsError(f"{p} already exists; choose another name or pass --overwrite")
     console = _console()
-    cfg = make_config(PropagateConfig, device=device, batch_size=batch_size, erosion_width=erosion_width)
+    cfg = make_config(
+        PropagateConfig, device=device, batch_size=batch_size, erosion_width=erosion_width
+    )
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
     loaded = api.load_model(model)
     n_frames = int(mv.sizes["t" if axis == "t" else "z"])
-    with Progress(TextColumn("propagating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("propagating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
         task = progress.add_task("propagate", total=None)
 
         def on_frame(fr) -> None:
@@ -220,9 +288,18 @@ def propagate(
             stop = end if end is not None else (0 if reverse else n_frames - 1)
             progress.update(task, total=1 if next_frame_only else abs(stop - start))
         run = api.propagate(
-            mv, outlines, loaded, start_frame=start, end_frame=end, next_only=next_frame_only, reverse=reverse,
-            channel=_one_based(channel, "channel"), z=_one_based(z, "z-plane"), axis=_check_axis(axis),
-            config=cfg, on_frame=on_frame,
+            mv,
+            outlines,
+            loaded,
+            start_frame=start,
+            end_frame=end,
+            next_only=next_frame_only,
+            reverse=reverse,
+            channel=_one_based(channel, "channel"),
+            z=_one_based(z, "z-plane"),
+            axis=_check_axis(axis),
+            config=cfg,
+            on_frame=on_frame,
         )
     out = api.write_outlines(output, run.outlines, mv, overwrite=overwrite)
     console.print(
@@ -230,7 +307,9 @@ def propagate(
         f"{run.start_frame + 2 if not reverse else run.start_frame}..{run.end_frame + 1}) to {out}[/green]"
     )
     if labels is not None:
-        console.print(f"label image: {api.write_labels(labels, run.outlines, mv, overwrite=overwrite)}")
+        console.print(
+            f"label image: {api.write_labels(labels, run.outlines, mv, overwrite=overwrite)}"
+        )
     if report is not None:
         console.print(f"report: {_write_report(report, run)}")
     doubtful = run.doubtful()
@@ -253,8 +332,16 @@ def _write_report(path: Path, run) -> Path:
     w.writerow(["frame", "object_id", "status", "confidence", "prompt_iou", "area_px"])
     for fr in run.frames:
         for ob in fr.objects:
-            w.writerow([fr.frame + 1, ob.object_id, ob.status.value, f"{ob.confidence:.4f}",
-                        f"{ob.prompt_iou:.4f}", ob.mask.area if ob.mask is not None else 0])
+            w.writerow(
+                [
+                    fr.frame + 1,
+                    ob.object_id,
+                    ob.status.value,
+                    f"{ob.confidence:.4f}",
+                    f"{ob.prompt_iou:.4f}",
+                    ob.mask.area if ob.mask is not None else 0,
+                ]
+            )
     with atomic_write(path, mode="w") as fh:
         fh.write(buf.getvalue())
     return Path(path)
@@ -262,13 +349,27 @@ def _write_report(path: Path, run) -> Path:
 
 @app.command()
 def notebook(
-    output: Annotated[Path, typer.Option("-o", "--output", help="notebook to write")] = Path("train_rescunet.ipynb"),
-    training_zip: Annotated[Optional[str], typer.Option(help="training-set zip uploaded next to the notebook")] = None,
-    drive_path: Annotated[Optional[str], typer.Option(help="training set on Google Drive (folder or zip)")] = None,
-    test_movie: Annotated[Optional[str], typer.Option(help="optional test movie to propagate after training")] = None,
-    test_rois: Annotated[Optional[str], typer.Option(help="seed RoiSet.zip for the test movie")] = None,
-    package_spec: Annotated[Optional[str], typer.Option(help="what the notebook pip-installs (default: this version)")] = None,
-    input_size: Annotated[Optional[str], typer.Option(help="network input, divisible by 16")] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="notebook to write")] = Path(
+        "train_rescunet.ipynb"
+    ),
+    training_zip: Annotated[
+        Optional[str], typer.Option(help="training-set zip uploaded next to the notebook")
+    ] = None,
+    drive_path: Annotated[
+        Optional[str], typer.Option(help="training set on Google Drive (folder or zip)")
+    ] = None,
+    test_movie: Annotated[
+        Optional[str], typer.Option(help="optional test movie to propagate after training")
+    ] = None,
+    test_rois: Annotated[
+        Optional[str], typer.Option(help="seed RoiSet.zip for the test movie")
+    ] = None,
+    package_spec: Annotated[
+        Optional[str], typer.Option(help="what the notebook pip-installs (default: this version)")
+    ] = None,
+    input_size: Annotated[
+        Optional[str], typer.Option(help="network input, divisible by 16")
+    ] = None,
     subimage_size: Annotated[Optional[str], typer.Option(help="window in native pixels")] = None,
     learning_rate: Annotated[Optional[float], typer.Option()] = None,
     batch_size: Annotated[Optional[int], typer.Option()] = None,
@@ -289,18 +390,33 @@ def notebook(
     if training_zip is not None and drive_path is not None:
         raise typer.BadParameter("use either --training-zip or --drive-path, not both")
     cfg = api.train_config(
-        input_size=_size(input_size), subimage_size=_size(subimage_size), learning_rate=learning_rate,
-        batch_size=batch_size, epochs=epochs, concatenation_level=concatenation_level, base_filters=base_filters,
-        erosion_width=erosion_width, validation_fraction=validation_fraction, early_stopping_patience=patience,
-        normalization=normalization, seed=seed,
+        input_size=_size(input_size),
+        subimage_size=_size(subimage_size),
+        learning_rate=learning_rate,
+        batch_size=batch_size,
+        epochs=epochs,
+        concatenation_level=concatenation_level,
+        base_filters=base_filters,
+        erosion_width=erosion_width,
+        validation_fraction=validation_fraction,
+        early_stopping_patience=patience,
+        normalization=normalization,
+        seed=seed,
     )
     out = write_training_notebook(
-        output, config=cfg, training_zip=None if drive_path else (training_zip or "testtrain.zip"),
-        drive_path=drive_path, test_movie=test_movie, test_rois=test_rois, package_spec=package_spec,
+        output,
+        config=cfg,
+        training_zip=None if drive_path else (training_zip or "testtrain.zip"),
+        drive_path=drive_path,
+        test_movie=test_movie,
+        test_rois=test_rois,
+        package_spec=package_spec,
         overwrite=overwrite,
     )
-    _console().print(f"[green]wrote {out}[/green]: upload it with your testtrain.zip to Colab "
-                     "(File > Upload notebook), pick a GPU runtime and run all cells")
+    _console().print(
+        f"[green]wrote {out}[/green]: upload it with your testtrain.zip to Colab "
+        "(File > Upload notebook), pick a GPU runtime and run all cells"
+    )
 
 
 @app.command()
@@ -315,13 +431,18 @@ def info(model: Annotated[Path, typer.Argument(help="model file")]) -> None:
     c.print(f"normalisation: {m.normalization.model_dump()}")
     c.print(f"window (subimage) size: {tuple(m.window_size)}, erosion width: {m.erosion_width}")
     if m.history:
-        best = min(m.history, key=lambda h: h.get("val_loss") if h.get("val_loss") is not None else h["train_loss"])
+        best = min(
+            m.history,
+            key=lambda h: h.get("val_loss") if h.get("val_loss") is not None else h["train_loss"],
+        )
         c.print(f"trained {len(m.history)} epochs; best epoch {best.get('epoch')}: {best}")
 
 
 @app.command()
 def demo(
-    output: Annotated[Path, typer.Option("-o", "--output", help="folder for the demo's files")] = Path("rescunet_demo"),
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="folder for the demo's files")
+    ] = Path("rescunet_demo"),
     epochs: Annotated[int, typer.Option(help="training epochs")] = 12,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     overwrite: Overwrite = False,
@@ -363,7 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         _console().print(f"[red]error:[/red] {exc}", highlight=False)
         return 2
     except KeyboardInterrupt:
-        _console().print("interrupted; outputs are written atomically, so nothing half-written was left")
+        _console().print(
+            "interrupted; outputs are written atomically, so nothing half-written was left"
+        )
         return 130
     return 0
 

@@ -21,8 +21,13 @@ from .types import Outline
 
 # Small enough for two CPU cores, big enough to beat copying the previous mask clearly.
 DEMO_SETTINGS: dict[str, Any] = dict(
-    input_size=48, base_filters=16, concatenation_level=1, batch_size=16, learning_rate=2e-3,
-    validation_fraction=0.15, early_stopping_patience=6,
+    input_size=48,
+    base_filters=16,
+    concatenation_level=1,
+    batch_size=16,
+    learning_rate=2e-3,
+    validation_fraction=0.15,
+    early_stopping_patience=6,
 )
 
 
@@ -52,7 +57,11 @@ def mean_iou(outlines: list[Outline], labels: np.ndarray, frames: range) -> floa
             if oid == 0:
                 continue
             o = by_key.get((t, int(oid)))
-            pred = polygon_to_mask(o.polygon, labels.shape[1:]) if o is not None else np.zeros(labels.shape[1:], bool)
+            pred = (
+                polygon_to_mask(o.polygon, labels.shape[1:])
+                if o is not None
+                else np.zeros(labels.shape[1:], bool)
+            )
             scores.append(iou(pred, labels[t] == oid))
     return float(np.mean(scores)) if scores else float("nan")
 
@@ -71,8 +80,14 @@ def copy_previous_iou(labels: np.ndarray, frames: range) -> float:
 
 
 def run_demo(
-    output: str | Path = "rescunet_demo", *, epochs: int = 12, device: str = "auto", overwrite: bool = False,
-    console: Any = None, n_frames: int = 24, size: int = 128,
+    output: str | Path = "rescunet_demo",
+    *,
+    epochs: int = 12,
+    device: str = "auto",
+    overwrite: bool = False,
+    console: Any = None,
+    n_frames: int = 24,
+    size: int = 128,
 ) -> dict[str, Any]:
     """Run the demo and return a summary dict (also written to ``summary.json``)."""
     from . import api
@@ -84,7 +99,9 @@ def run_demo(
     say = console.print if console is not None else print
     out = Path(output)
     if out.exists() and any(out.iterdir()) and not overwrite:
-        raise OutputExistsError(f"demo folder {out} is not empty; choose another with -o or pass --overwrite")
+        raise OutputExistsError(
+            f"demo folder {out} is not empty; choose another with -o or pass --overwrite"
+        )
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
 
@@ -102,17 +119,35 @@ def run_demo(
     api.write_outlines(out / "seeds_RoiSet.zip", seeds, test_movie, overwrite=True)
 
     say("2/4 building the training set")
-    tset = api.make_training_set(train_movie, train_outlines, out / "training_set",
-                                 subimage_size=DEMO_SETTINGS["input_size"], overwrite=True)
+    tset = api.make_training_set(
+        train_movie,
+        train_outlines,
+        out / "training_set",
+        subimage_size=DEMO_SETTINGS["input_size"],
+        overwrite=True,
+    )
 
     say(f"3/4 training a small ReSCU-Net ({epochs} epochs max, {device})")
 
     def on_epoch_end(stats: dict) -> None:
-        say(f"    epoch {stats['epoch']}: loss {stats['train_loss']:.4f}"
-            + (f", validation IoU {stats['val_iou']:.3f}" if stats.get("val_iou") is not None else ""))
+        say(
+            f"    epoch {stats['epoch']}: loss {stats['train_loss']:.4f}"
+            + (
+                f", validation IoU {stats['val_iou']:.3f}"
+                if stats.get("val_iou") is not None
+                else ""
+            )
+        )
 
-    result = api.train(tset, out / "model.rescunet", epochs=epochs, device=device, overwrite=True,
-                       callbacks=TrainCallbacks(on_epoch_end=on_epoch_end), **DEMO_SETTINGS)
+    result = api.train(
+        tset,
+        out / "model.rescunet",
+        epochs=epochs,
+        device=device,
+        overwrite=True,
+        callbacks=TrainCallbacks(on_epoch_end=on_epoch_end),
+        **DEMO_SETTINGS,
+    )
 
     say("4/4 propagating the frame-1 outlines through the test movie")
     run = api.propagate(test_movie, seeds, result.model, start_frame=0)
@@ -144,10 +179,14 @@ def run_demo(
         },
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
-    say(f"\nmean IoU vs ground truth over frames 2-{n_frames}: {summary['mean_iou_propagated']:.3f} "
-        f"(copying the frame-1 outline: {summary['mean_iou_copy_first_frame']:.3f})")
+    say(
+        f"\nmean IoU vs ground truth over frames 2-{n_frames}: {summary['mean_iou_propagated']:.3f} "
+        f"(copying the frame-1 outline: {summary['mean_iou_copy_first_frame']:.3f})"
+    )
     say(f"done in {summary['seconds']} s. Files in {out.resolve()}:")
     for k, v in summary["files"].items():
         say(f"  {k:<17} {v}")
-    say("Open movie.tif in Fiji, then RoiSet.zip in the ROI Manager (More > Open...) to see the outlines.")
+    say(
+        "Open movie.tif in Fiji, then RoiSet.zip in the ROI Manager (More > Open...) to see the outlines."
+    )
     return summary

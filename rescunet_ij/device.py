@@ -35,7 +35,9 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "mps":
         mps = getattr(torch.backends, "mps", None)
         if mps is None or not mps.is_available():
-            raise ConfigError("device 'mps' was requested but Apple MPS is not available; use --device cpu")
+            raise ConfigError(
+                "device 'mps' was requested but Apple MPS is not available; use --device cpu"
+            )
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")

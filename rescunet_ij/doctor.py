@@ -19,7 +19,9 @@ def _version(pkg: str) -> str:
     try:
         from importlib.metadata import version
 
-        return version({"skimage": "scikit-image", "jpype": "JPype1", "imagej": "pyimagej"}.get(pkg, pkg))
+        return version(
+            {"skimage": "scikit-image", "jpype": "JPype1", "imagej": "pyimagej"}.get(pkg, pkg)
+        )
     except Exception as exc:  # metadata can be missing for source checkouts
         return f"installed (version unknown: {exc.__class__.__name__})"
 
@@ -43,23 +45,41 @@ def _torch() -> str:
         "torch.cuda.get_device_name(0) if torch.cuda.is_available() else '')"
     )
     try:
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-        return (out.stdout.strip() or out.stderr.strip().splitlines()[-1]) if (out.stdout or out.stderr) else "?"
+        out = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=120
+        )
+        return (
+            (out.stdout.strip() or out.stderr.strip().splitlines()[-1])
+            if (out.stdout or out.stderr)
+            else "?"
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         return f"failed to import ({exc})"
 
 
 def report() -> str:
     """A plain-text report of what rescunet-ij finds on this machine."""
-    ij_jar = os.environ.get("IJ_JAR") or next((p for p in IJ_JAR_CANDIDATES if os.path.exists(p)), None)
+    ij_jar = os.environ.get("IJ_JAR") or next(
+        (p for p in IJ_JAR_CANDIDATES if os.path.exists(p)), None
+    )
     lines = [
         f"rescunet-ij   {_version('rescunet_ij')}",
         f"python        {sys.version.split()[0]} ({sys.executable})",
         f"platform      {platform.platform()}",
         f"torch         {_torch()}",
     ]
-    for pkg in ("numpy", "tifffile", "roifile", "skimage", "xarray", "pydantic", "safetensors", "jpype", "scyjava",
-                "imagej"):
+    for pkg in (
+        "numpy",
+        "tifffile",
+        "roifile",
+        "skimage",
+        "xarray",
+        "pydantic",
+        "safetensors",
+        "jpype",
+        "scyjava",
+        "imagej",
+    ):
         lines.append(f"{pkg:<13} {_version(pkg)}")
     lines += [
         f"java          {_java()}",

@@ -17,7 +17,12 @@ def _display(plane: np.ndarray) -> np.ndarray:
 
 
 def _draw(ax, plane, outlines: Sequence[Outline], title: str) -> None:
-    ax.imshow(_display(plane), cmap="gray", interpolation="nearest", extent=(0, plane.shape[1], plane.shape[0], 0))
+    ax.imshow(
+        _display(plane),
+        cmap="gray",
+        interpolation="nearest",
+        extent=(0, plane.shape[1], plane.shape[0], 0),
+    )
     for o in outlines:
         poly = np.vstack([o.polygon, o.polygon[:1]])
         colour = object_color(o.object_id)  # the colour Fiji shows this object's ROIs in
@@ -29,7 +34,11 @@ def _draw(ax, plane, outlines: Sequence[Outline], title: str) -> None:
 
 
 def overlay_png(
-    planes: np.ndarray, outlines: Iterable[Outline], path: str | Path, *, frames: Sequence[int] | None = None,
+    planes: np.ndarray,
+    outlines: Iterable[Outline],
+    path: str | Path,
+    *,
+    frames: Sequence[int] | None = None,
     columns: int = 4,
 ) -> Path:
     """A contact sheet of ``frames`` (default: 8 evenly spaced) with the outlines drawn over them."""
@@ -57,7 +66,9 @@ def overlay_png(
     return Path(path)
 
 
-def overlay_gif(planes: np.ndarray, outlines: Iterable[Outline], path: str | Path, *, fps: float = 4.0) -> Path:
+def overlay_gif(
+    planes: np.ndarray, outlines: Iterable[Outline], path: str | Path, *, fps: float = 4.0
+) -> Path:
     """An animated GIF of every frame with its outlines."""
     import matplotlib
 
@@ -78,5 +89,12 @@ def overlay_gif(planes: np.ndarray, outlines: Iterable[Outline], path: str | Pat
         images.append(Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3]))
     plt.close(fig)
     with atomic_write(path, mode="wb") as fh:
-        images[0].save(fh, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        images[0].save(
+            fh,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=int(1000 / fps),
+            loop=0,
+        )
     return Path(path)

@@ -104,8 +104,10 @@ def synthetic_movie(
             frame = np.where(m, np.maximum(frame, inten), frame)
             lab[m & (lab == 0)] = i + 1
         frame = ndi.gaussian_filter(frame, 1.2)
-        frame = frame + rng.normal(0, noise, size=shape) + noise * np.sqrt(np.clip(frame, 0, None)) * rng.normal(
-            0, 1, size=shape
+        frame = (
+            frame
+            + rng.normal(0, noise, size=shape)
+            + noise * np.sqrt(np.clip(frame, 0, None)) * rng.normal(0, 1, size=shape)
         )
         images[t] = np.clip(frame * 3000 + 200, 0, 65535).astype(np.uint16)
         labels[t] = lab

@@ -13,8 +13,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 
 # Small, fast settings that still learn the synthetic task well.
 TINY_SETTINGS = dict(
-    input_size=32, base_filters=8, concatenation_level=1, batch_size=16, learning_rate=3e-3,
-    validation_fraction=0.15, early_stopping_patience=4, device="cpu",
+    input_size=32,
+    base_filters=8,
+    concatenation_level=1,
+    batch_size=16,
+    learning_rate=3e-3,
+    validation_fraction=0.15,
+    early_stopping_patience=4,
+    device="cpu",
 )
 
 

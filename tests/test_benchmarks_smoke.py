@@ -36,7 +36,13 @@ def _load(name: str):
 def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
     proc = subprocess.run(
-        [sys.executable, *args], check=False, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env
+        [sys.executable, *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
     )
     assert proc.returncode == 0, (
         f"exit {proc.returncode}\nstdout:\n{proc.stdout[-3000:]}\nstderr:\n{proc.stderr[-3000:]}"
@@ -47,8 +53,18 @@ def _run(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
 # ----------------------------------------------------------------------------- bench_core
 def test_bench_core_quick_measures_everything(tmp_path):
     out_json, out_md = tmp_path / "core.json", tmp_path / "core.md"
-    proc = _run(["benchmarks/bench_core.py", "--quick", "--device", "cpu", "--json", str(out_json),
-                 "--markdown", str(out_md)])
+    proc = _run(
+        [
+            "benchmarks/bench_core.py",
+            "--quick",
+            "--device",
+            "cpu",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     report = json.loads(out_json.read_text())
     res = report["results"]["cpu"]
     assert set(res) == {"train_loop", "train_step", "propagate"}
@@ -72,7 +88,11 @@ def test_bench_core_table_flags_missed_targets():
     res = {
         "train_loop": {"samples_per_s": 9.1 * 2, "peak_rss_mb": 3 * 1024},
         "train_step": {"error": "boom"},
-        "propagate": {"s_per_object_frame": 3.4 / 10, "object_frames_per_s": 10 / 3.4, "peak_rss_mb": 512},
+        "propagate": {
+            "s_per_object_frame": 3.4 / 10,
+            "object_frames_per_s": 10 / 3.4,
+            "peak_rss_mb": 512,
+        },
     }
     rows = {r[1]: r for r in core.rows_for("cpu", res)}
     assert rows["training samples/s (train_model, with data loading)"][-1] == "yes"
@@ -84,7 +104,9 @@ def test_bench_core_table_flags_missed_targets():
 
 
 # ----------------------------------------------------------------------------- CTC data
-def _write_fake_ctc(root: Path, seed: int, seq: str, seg_frames: list[int], n_frames: int = 8) -> np.ndarray:
+def _write_fake_ctc(
+    root: Path, seed: int, seq: str, seg_frames: list[int], n_frames: int = 8
+) -> np.ndarray:
     """A synthetic sequence in the CTC layout; SEG labels shuffled per frame, TRA = eroded markers."""
     import tifffile
     from scipy import ndimage as ndi
@@ -101,7 +123,9 @@ def _write_fake_ctc(root: Path, seed: int, seq: str, seg_frames: list[int], n_fr
         lab = sim.labels[t]
         markers = np.zeros_like(lab)
         for o in np.unique(lab[lab > 0]):
-            markers[ndi.binary_erosion(lab == o, iterations=3)] = o + 10  # track ids differ from labels
+            markers[ndi.binary_erosion(lab == o, iterations=3)] = (
+                o + 10
+            )  # track ids differ from labels
         tifffile.imwrite(tra_dir / f"man_track{t:03d}.tif", markers)
         if t in seg_frames:
             perm = np.r_[0, rng.permutation(np.arange(1, lab.max() + 1)) + 100].astype(np.uint16)
@@ -130,8 +154,22 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
     train_labels = _write_fake_ctc(root, 1, "01", seg_frames=[0, 1, 2, 3, 5, 6])
     test_labels = _write_fake_ctc(root, 2, "02", seg_frames=[1, 2, 3, 6])
     out_json, out_md = tmp_path / "acc.json", tmp_path / "acc.md"
-    _run(["benchmarks/bench_accuracy_ctc.py", "--quick", "--data", str(tmp_path / "ctc"), "--dataset", "Fake",
-          "--device", "cpu", "--json", str(out_json), "--markdown", str(out_md)])
+    _run(
+        [
+            "benchmarks/bench_accuracy_ctc.py",
+            "--quick",
+            "--data",
+            str(tmp_path / "ctc"),
+            "--dataset",
+            "Fake",
+            "--device",
+            "cpu",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
     report = json.loads(out_json.read_text())
     (exp,) = report["experiments"]
     # Training pairs: frames (0,1), (1,2), (2,3), (5,6) x 3 objects.
@@ -142,7 +180,8 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
     expected = sorted(
         np.count_nonzero((test_labels[t] == o) & (test_labels[t + 1] == o))
         / np.count_nonzero((test_labels[t] == o) | (test_labels[t + 1] == o))
-        for t in (1, 2) for o in (1, 2, 3)
+        for t in (1, 2)
+        for o in (1, 2, 3)
     )
     np.testing.assert_allclose(sorted(ss["copy"]), expected)
     assert all(0.0 <= v <= 1.0 for v in ss["ours"] + ms["ours"])
@@ -155,8 +194,18 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
 
 def test_bench_accuracy_reports_a_missing_data_folder(tmp_path):
     proc = subprocess.run(
-        [sys.executable, "benchmarks/bench_accuracy_ctc.py", "--quick", "--data", str(tmp_path / "nope")],
-        check=False, capture_output=True, text=True, timeout=120, cwd=REPO,
+        [
+            sys.executable,
+            "benchmarks/bench_accuracy_ctc.py",
+            "--quick",
+            "--data",
+            str(tmp_path / "nope"),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
     assert proc.returncode != 0
     assert "no CTC sequence at" in proc.stderr and "--data" in proc.stderr

@@ -5,11 +5,19 @@ from __future__ import annotations
 import pytest
 
 from rescunet_ij import api
-from rescunet_ij.config import ModelConfig, PropagateConfig, TrainConfig, make_config, nearest_valid_sizes
+from rescunet_ij.config import (
+    ModelConfig,
+    PropagateConfig,
+    TrainConfig,
+    make_config,
+    nearest_valid_sizes,
+)
 from rescunet_ij.errors import ConfigError
 
 
-@pytest.mark.parametrize("n, expected", [(50, (48, 64)), (64, (64, 64)), (8, (16, 16)), (17, (16, 32))])
+@pytest.mark.parametrize(
+    "n, expected", [(50, (48, 64)), (64, (64, 64)), (8, (16, 16)), (17, (16, 32))]
+)
 def test_nearest_valid_sizes(n, expected):
     assert nearest_valid_sizes(n) == expected
 
@@ -49,7 +57,11 @@ def test_unknown_settings_are_rejected():
 def test_defaults_match_the_seed():
     cfg = TrainConfig()
     assert cfg.model == ModelConfig(input_size=(64, 64), concatenation_level=1, base_filters=64)
-    assert cfg.erosion_width == 0 and cfg.validation_fraction == 0.1 and cfg.early_stopping_patience == 5
+    assert (
+        cfg.erosion_width == 0
+        and cfg.validation_fraction == 0.1
+        and cfg.early_stopping_patience == 5
+    )
     assert cfg.window_size == (64, 64)  # no rescaling by default
     assert api.train_config(subimage_size=96).window_size == (96, 96)
     assert PropagateConfig().threshold == 0.5

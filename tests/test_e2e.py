@@ -33,7 +33,9 @@ def test_repropagation_from_corrected_frame_replaces_only_later_frames(tiny_mode
     seeds = labels_to_outlines(sim_test.labels, range(0, 1))
     first = api.propagate(movie, seeds, tiny_model_path, start_frame=0)
     # The user corrects frame 6 (0-based 5) with the truth and re-propagates from there.
-    corrected = [o for o in first.outlines if o.frame != 5] + labels_to_outlines(sim_test.labels, range(5, 6))
+    corrected = [o for o in first.outlines if o.frame != 5] + labels_to_outlines(
+        sim_test.labels, range(5, 6)
+    )
     second = api.propagate(movie, corrected, tiny_model_path, start_frame=5)
     before = {(o.frame, o.object_id): o.polygon for o in first.outlines if o.frame <= 4}
     after = {(o.frame, o.object_id): o.polygon for o in second.outlines if o.frame <= 4}
@@ -66,8 +68,13 @@ def test_propagate_errors_name_the_problem(tiny_model_path, sim_test):
     with pytest.raises(DataError, match="outside the movie"):
         api.propagate(movie, seeds, tiny_model_path, start_frame=0, end_frame=40)
     with pytest.raises(DataError, match="--reverse"):
-        api.propagate(movie, labels_to_outlines(sim_test.labels, range(5, 6)), tiny_model_path,
-                      start_frame=5, end_frame=2)
+        api.propagate(
+            movie,
+            labels_to_outlines(sim_test.labels, range(5, 6)),
+            tiny_model_path,
+            start_frame=5,
+            end_frame=2,
+        )
     with pytest.raises(DataError, match="no outlines"):
         api.propagate(movie, [], tiny_model_path)
 

@@ -24,8 +24,22 @@ from rescunet_ij.notebook import (
 nbformat = pytest.importorskip("nbformat")
 
 CELL_IDS = [
-    "introduction", "settings", "gpu-title", "gpu-check", "install-title", "install", "parameters-title",
-    "parameters", "data-title", "data", "train-title", "train", "curve", "save-title", "save", "test-title",
+    "introduction",
+    "settings",
+    "gpu-title",
+    "gpu-check",
+    "install-title",
+    "install",
+    "parameters-title",
+    "parameters",
+    "data-title",
+    "data",
+    "train-title",
+    "train",
+    "curve",
+    "save-title",
+    "save",
+    "test-title",
     "test-movie",
 ]
 
@@ -68,8 +82,13 @@ def test_notebook_structure_metadata_and_valid_code(tiny_config):
 
 
 def test_config_cell_round_trips_exactly_including_none():
-    cfg = TrainConfig(model=ModelConfig(input_size=(48, 32), base_filters=8, concatenation_level=3),
-                      early_stopping_patience=None, subimage_size=(40, 30), epochs=7, normalization={"mode": "max"})
+    cfg = TrainConfig(
+        model=ModelConfig(input_size=(48, 32), base_filters=8, concatenation_level=3),
+        early_stopping_patience=None,
+        subimage_size=(40, 30),
+        epochs=7,
+        normalization={"mode": "max"},
+    )
     nb = build_training_notebook(config=cfg)
     src = _cell(nb, "parameters")
     assert "config = TrainConfig.model_validate_json(" in src
@@ -91,14 +110,22 @@ def test_introduction_lists_parameters_gpu_hint_and_test_mode(tiny_config):
 
 def test_settings_cell_holds_the_given_values_literally(tiny_config):
     odd = 'folder "with quotes"\\and backslash/testtrain.zip'
-    nb = build_training_notebook(config=tiny_config, training_zip="mine.zip", drive_path=odd,
-                                 test_movie="m.tif", test_rois="r.zip", package_spec="/work/main")
+    nb = build_training_notebook(
+        config=tiny_config,
+        training_zip="mine.zip",
+        drive_path=odd,
+        test_movie="m.tif",
+        test_rois="r.zip",
+        package_spec="/work/main",
+    )
     ns = _run_cells(nb, ["settings"])
     assert ns["TRAINING_ZIP"] == "mine.zip" and ns["DRIVE_PATH"] == odd
     assert (ns["TEST_MOVIE"], ns["TEST_ROIS"]) == ("m.tif", "r.zip")
     assert ns["PACKAGE_SPEC"] == "/work/main" and ns["MODEL_FILE"] == MODEL_FILE
     assert ns["GENERATOR_VERSION"] == __version__ and ns["ALLOW_CPU"] is False
-    assert 'MODEL_FILE = "rescunet_model.rescunet"  #@param {type:"string"}' in _cell(nb, "settings")
+    assert 'MODEL_FILE = "rescunet_model.rescunet"  #@param {type:"string"}' in _cell(
+        nb, "settings"
+    )
 
 
 def test_generation_is_deterministic(tiny_config):
@@ -126,8 +153,11 @@ def test_bad_parameters_fail_at_generation(tmp_path, params, words):
     model = {k: v for k, v in params.items() if k in ModelConfig.model_fields}
     rest = {k: v for k, v in params.items() if k not in model}
     raw = TrainConfig.model_construct(
-        **{**TrainConfig().model_dump(), "model": ModelConfig.model_construct(**{**ModelConfig().model_dump(), **model}),
-           **rest}
+        **{
+            **TrainConfig().model_dump(),
+            "model": ModelConfig.model_construct(**{**ModelConfig().model_dump(), **model}),
+            **rest,
+        }
     )
     with pytest.raises(ConfigError) as err2:
         write_training_notebook(tmp_path / "nb.ipynb", config=raw)
@@ -173,8 +203,11 @@ def test_write_is_atomic_and_refuses_to_overwrite(tmp_path, tiny_config):
         write_training_notebook(path, config=api.train_config(epochs=9))
     assert path.read_bytes() == before
     with pytest.raises(ConfigError):  # a bad config never touches the existing file either
-        write_training_notebook(path, config=api.train_config(epochs=9).model_copy(update={"epochs": -1}),
-                                overwrite=True)
+        write_training_notebook(
+            path,
+            config=api.train_config(epochs=9).model_copy(update={"epochs": -1}),
+            overwrite=True,
+        )
     assert path.read_bytes() == before
     write_training_notebook(path, config=api.train_config(epochs=9), overwrite=True)
     assert nbformat.read(path, as_version=4).metadata["rescunet_ij"]["config"]["epochs"] == 9
@@ -237,7 +270,9 @@ def test_install_cell_pins_the_version_and_reports_pip_failures(monkeypatch, tin
     monkeypatch.delenv(TEST_MODE_ENV, raising=False)
     monkeypatch.setattr(subprocess, "run", fake_run)
     _run_cells(nb, ["settings", "install"], subprocess=subprocess)
-    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", f"rescunet-ij=={__version__}"]]
+    assert calls == [
+        [sys.executable, "-m", "pip", "install", "--quiet", f"rescunet-ij=={__version__}"]
+    ]
     with pytest.raises(RuntimeError, match="PACKAGE_SPEC"):
         _run_cells(nb, ["settings", "install"], subprocess=subprocess)
     monkeypatch.setenv(TEST_MODE_ENV, "1")
@@ -311,7 +346,9 @@ def test_data_cell_reads_a_drive_folder(monkeypatch, tmp_path, tiny_config):
     folder_nb = build_training_notebook(config=tiny_config, drive_path=str(tmp_path / "src"))
     ns = _run_cells(folder_nb, ["settings", "data"])
     assert ns["TRAINING_SET"] == tmp_path / "src" and len(ns["complete"]) == 2
-    missing_nb = build_training_notebook(config=tiny_config, drive_path=str(tmp_path / "nowhere.zip"))
+    missing_nb = build_training_notebook(
+        config=tiny_config, drive_path=str(tmp_path / "nowhere.zip")
+    )
     with pytest.raises(FileNotFoundError, match="DRIVE_PATH"):
         _run_cells(missing_nb, ["settings", "data"])
 
@@ -322,11 +359,15 @@ def _kernel_for_this_python(root: Path) -> str:
     name = "rescunet-test-venv"
     spec = root / "kernels" / name
     spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "rescunet-ij test venv",
-        "language": "python",
-    }))
+    (spec / "kernel.json").write_text(
+        json.dumps(
+            {
+                "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": "rescunet-ij test venv",
+                "language": "python",
+            }
+        )
+    )
     return name
 
 
@@ -343,18 +384,29 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     work.mkdir()
     sim = synthetic_movie(6, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=5)
     movie = api.as_movie(sim.images, dims="tyx")
-    tset = api.make_training_set(movie, labels_to_outlines(sim.labels), tmp_path / "set", subimage_size=48)
+    tset = api.make_training_set(
+        movie, labels_to_outlines(sim.labels), tmp_path / "set", subimage_size=48
+    )
     api.export_training_zip(tset, work / "testtrain.zip")
     test_sim = synthetic_movie(4, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=6)
     test_movie = api.as_movie(test_sim.images, dims="tyx")
     from rescunet_ij.io.movie import write_movie
 
     write_movie(work / "movie.tif", test_movie)
-    api.write_outlines(work / "seeds.zip", labels_to_outlines(test_sim.labels, range(1)), test_movie)
+    api.write_outlines(
+        work / "seeds.zip", labels_to_outlines(test_sim.labels, range(1)), test_movie
+    )
 
-    cfg = api.train_config(base_filters=4, input_size=32, epochs=2, batch_size=8, device="cpu", seed=1)
-    path = write_training_notebook(tmp_path / "train_rescunet.ipynb", config=cfg, test_movie="movie.tif",
-                                   test_rois="seeds.zip", package_spec="/work/main")
+    cfg = api.train_config(
+        base_filters=4, input_size=32, epochs=2, batch_size=8, device="cpu", seed=1
+    )
+    path = write_training_notebook(
+        tmp_path / "train_rescunet.ipynb",
+        config=cfg,
+        test_movie="movie.tif",
+        test_rois="seeds.zip",
+        package_spec="/work/main",
+    )
     nb = nbformat.read(path, as_version=4)
     probe = nbformat.v4.new_code_cell(
         "import sys, rescunet_ij\nprint('INTERPRETER', sys.executable)\nprint('PACKAGE', rescunet_ij.__file__)",
@@ -364,12 +416,16 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
 
     # The kernel imports the rescunet_ij these tests import (the checkout, installed or not).
     checkout = str(Path(api.__file__).resolve().parent.parent)
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
+    )
     monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
     monkeypatch.setenv(TEST_MODE_ENV, "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
     kernel = _kernel_for_this_python(tmp_path / "jupyter")
-    client = nbclient.NotebookClient(nb, kernel_name=kernel, timeout=120, resources={"metadata": {"path": str(work)}})
+    client = nbclient.NotebookClient(
+        nb, kernel_name=kernel, timeout=120, resources={"metadata": {"path": str(work)}}
+    )
     client.execute()
 
     def text(cell_id: str) -> str:
@@ -384,21 +440,27 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     assert "PACKAGE " + str(Path(api.__file__).resolve().parent / "__init__.py") in text("probe")
     assert "test mode" in text("gpu-check") and "test mode: not installing" in text("install")
     assert "training set:" in text("data")
-    assert "subimage size 48 x 48 (from the training set)" in text("train")  # as `rescunet-ij train` does
+    assert "subimage size 48 x 48 (from the training set)" in text(
+        "train"
+    )  # as `rescunet-ij train` does
     assert "epoch 1/2" in text("train") and "epoch 2/2" in text("train")
     assert has_png("curve"), "the training curve is not shown"
     assert has_png("test-movie"), "the test overlay is not shown"
 
     model_path = work / MODEL_FILE
     loaded = api.load_model(model_path)
-    assert tuple(loaded.model_config.input_size) == (32, 32) and loaded.model_config.base_filters == 4
+    assert (
+        tuple(loaded.model_config.input_size) == (32, 32) and loaded.model_config.base_filters == 4
+    )
     assert tuple(loaded.window_size) == (48, 48)
     run = api.propagate(test_movie, labels_to_outlines(test_sim.labels, range(1)), model_path)
     assert {fr.frame for fr in run.frames} == {1, 2, 3}
     # Two epochs teach the network little, so only the mechanics are checked: the notebook wrote
     # the same outlines this propagation gives (seeds included).
     result_rois = api.read_outlines(work / "test_RoiSet_propagated.zip", test_movie)
-    assert sorted((o.frame, o.object_id) for o in result_rois) == sorted((o.frame, o.object_id) for o in run.outlines)
+    assert sorted((o.frame, o.object_id) for o in result_rois) == sorted(
+        (o.frame, o.object_id) for o in run.outlines
+    )
     assert {(o.frame, o.object_id) for o in result_rois} >= {(0, 1), (0, 2)}
     assert (work / "test_overlay.png").stat().st_size > 1000
 
@@ -411,8 +473,22 @@ def test_cli_command_writes_a_notebook_and_refuses_bad_parameters(tmp_path, caps
     assert "input size 50" in capsys.readouterr().err and not out.exists()
     assert main(["notebook", "-o", str(out), "--concatenation-level", "7"]) == 2
     assert not out.exists()
-    assert main(["notebook", "-o", str(out), "--epochs", "3", "--base-filters", "8",
-                 "--drive-path", "rescunet/testtrain.zip"]) == 0
+    assert (
+        main(
+            [
+                "notebook",
+                "-o",
+                str(out),
+                "--epochs",
+                "3",
+                "--base-filters",
+                "8",
+                "--drive-path",
+                "rescunet/testtrain.zip",
+            ]
+        )
+        == 0
+    )
     info = nbformat.read(out, as_version=4).metadata["rescunet_ij"]
     assert info["config"]["epochs"] == 3 and info["config"]["model"]["base_filters"] == 8
     assert info["drive_path"] == "rescunet/testtrain.zip"

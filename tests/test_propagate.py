@@ -33,7 +33,9 @@ class OracleNet(ReSCUNet):
     """
 
     def __init__(self, in_channels: int = 1, reach: int = 6, gain: float = 20.0) -> None:
-        super().__init__(in_channels=in_channels, base_filters=4, concatenation_level=1, dropout=False)
+        super().__init__(
+            in_channels=in_channels, base_filters=4, concatenation_level=1, dropout=False
+        )
         self.reach = reach
         self.gain = gain
         self.calls: list[int] = []
@@ -60,18 +62,33 @@ class OomNet(OracleNet):
         return super().forward(image, prev_mask)
 
 
-def oracle_model(net: ReSCUNet | None = None, *, input_size: int = 32, subimage: int | None = None,
-                 erosion: int = 0, in_channels: int = 1):
+def oracle_model(
+    net: ReSCUNet | None = None,
+    *,
+    input_size: int = 32,
+    subimage: int | None = None,
+    erosion: int = 0,
+    in_channels: int = 1,
+):
     net = net if net is not None else OracleNet(in_channels)
-    mc = ModelConfig(input_size=input_size, base_filters=4, concatenation_level=1, dropout=False,
-                     in_channels=in_channels)
-    norm = NormalizationConfig(mode="max", max_value=1.0)  # the oracle wants raw 0.1/1.0 intensities
+    mc = ModelConfig(
+        input_size=input_size,
+        base_filters=4,
+        concatenation_level=1,
+        dropout=False,
+        in_channels=in_channels,
+    )
+    norm = NormalizationConfig(
+        mode="max", max_value=1.0
+    )  # the oracle wants raw 0.1/1.0 intensities
     tc = TrainConfig(model=mc, normalization=norm, subimage_size=subimage, erosion_width=erosion)
     return model_from_network(net, mc, norm, tc)
 
 
 def make_propagator(net=None, **cfg):
-    model = oracle_model(net, **{k: cfg.pop(k) for k in ("input_size", "subimage", "erosion") if k in cfg})
+    model = oracle_model(
+        net, **{k: cfg.pop(k) for k in ("input_size", "subimage", "erosion") if k in cfg}
+    )
     return Propagator(model, PropagateConfig(device="cpu", **cfg)), model.network
 
 
@@ -94,9 +111,12 @@ def movie_of(truth: np.ndarray) -> np.ndarray:
 def moving_disks(n_frames, shape, starts, velocity, r):
     """(T, n, Y, X) truth of disks starting at ``starts`` [(cy, cx), ...], moving by ``velocity``."""
     vy, vx = velocity
-    return np.stack([
-        np.stack([disk(shape, cy + t * vy, cx + t * vx, r) for cy, cx in starts]) for t in range(n_frames)
-    ])
+    return np.stack(
+        [
+            np.stack([disk(shape, cy + t * vy, cx + t * vx, r) for cy, cx in starts])
+            for t in range(n_frames)
+        ]
+    )
 
 
 def mask_of(result, shape):
@@ -232,8 +252,10 @@ def test_rescaled_windows_track_the_blob():
 def test_object_at_the_image_border():
     shape = (64, 80)
     truth = np.stack([disk(shape, 3, 10 + 3 * t, 8) | disk(shape, 40 + t, 79, 9) for t in range(5)])
-    parts = [np.stack([disk(shape, 3, 10 + 3 * t, 8) for t in range(5)]),
-             np.stack([disk(shape, 40 + t, 79, 9) for t in range(5)])]
+    parts = [
+        np.stack([disk(shape, 3, 10 + 3 * t, 8) for t in range(5)]),
+        np.stack([disk(shape, 40 + t, 79, 9) for t in range(5)]),
+    ]
     prop, _ = make_propagator()
     state = prop.init_state(movie_of(truth))
     prop.add_mask(state, 0, 1, parts[0][0])
@@ -274,7 +296,9 @@ def test_multichannel_planes():
     shape = (64, 64)
     truth = moving_disks(4, shape, [(30, 30)], (2.0, 0.0), 8)[:, 0]
     images = np.stack([movie_of(truth), np.zeros_like(movie_of(truth))], axis=1)  # (T, C=2, Y, X)
-    prop = Propagator(oracle_model(OracleNet(in_channels=2), in_channels=2), PropagateConfig(device="cpu"))
+    prop = Propagator(
+        oracle_model(OracleNet(in_channels=2), in_channels=2), PropagateConfig(device="cpu")
+    )
     state = prop.init_state(images)
     prop.add_mask(state, 0, 1, truth[0])
     for r in prop.propagate(state, 0):
@@ -295,7 +319,10 @@ def test_vanishing_object_warns_is_lost_and_stops():
     prop.add_mask(state, 0, 1, truth[0, 0])
     prop.add_mask(state, 0, 2, truth[0, 1])
 
-    with pytest.warns(ObjectLostWarning, match=r"object 1 vanished at frame 6 \(1-based.*correct it and re-propagate"):
+    with pytest.warns(
+        ObjectLostWarning,
+        match=r"object 1 vanished at frame 6 \(1-based.*correct it and re-propagate",
+    ):
         results = list(prop.propagate(state, 0))
 
     assert [r.frame for r in results] == list(range(1, 10))
@@ -409,7 +436,11 @@ def test_set_frame_reverse_and_validation():
     assert state.frames_of(1, "user") == [3, 5]
     # A bad item changes nothing.
     with pytest.raises(DataError, match="is on frame 2"):
-        prop.set_frame(state, 4, [Outline(1, 4, [[1, 1], [9, 1], [9, 9]]), Outline(2, 1, [[1, 1], [9, 1], [9, 9]])])
+        prop.set_frame(
+            state,
+            4,
+            [Outline(1, 4, [[1, 1], [9, 1], [9, 9]]), Outline(2, 1, [[1, 1], [9, 1], [9, 9]])],
+        )
     with pytest.raises(DataError, match="two outlines"):
         prop.set_frame(state, 4, [Outline(1, 4, [[1, 1], [9, 1], [9, 9]])] * 2)
     with pytest.raises(DataError, match="direction"):
@@ -618,7 +649,9 @@ def test_reset_state_keeps_only_the_users_masks():
 def test_empty_prompt_counts_as_lost():
     prop, _ = make_propagator()
     state = prop.init_state(np.full((3, 32, 32), BG))
-    state.put(0, 1, ObjectMask(0, 0, np.zeros((0, 0), bool)), "user", None)  # bypasses add_mask's check
+    state.put(
+        0, 1, ObjectMask(0, 0, np.zeros((0, 0), bool)), "user", None
+    )  # bypasses add_mask's check
     with pytest.warns(ObjectLostWarning, match="object 1 vanished at frame 2"):
         (r, r2) = prop.propagate(state, 0)
     assert r.objects[0].status is ObjectStatus.LOST and r2.objects == []
@@ -628,7 +661,9 @@ def test_mixed_precision_on_cpu_runs():
     torch.manual_seed(1)
     mc = ModelConfig(input_size=32, base_filters=4, concatenation_level=2, dropout=False)
     model = model_from_network(build_model(mc), mc, NormalizationConfig())
-    prop = Propagator(model, PropagateConfig(device="cpu", mixed_precision=True, min_area=1, threshold=0.01))
+    prop = Propagator(
+        model, PropagateConfig(device="cpu", mixed_precision=True, min_area=1, threshold=0.01)
+    )
     assert prop._amp_dtype == torch.bfloat16
     truth = moving_disks(2, (48, 48), [(24, 24)], (1.0, 0.0), 6)[:, 0]
     state = prop.init_state(movie_of(truth))

@@ -627,10 +627,7 @@ def outlines_to_roimanager(
     new = list(outlines)
     new_rois = outlines_to_rois(new, imp)
     new_sorted = sorted(new, key=lambda o: o.sort_key)
-    new_entries = [
-        (o.sort_key, roi, str(roi.getName()))
-        for o, roi in zip(new_sorted, new_rois)
-    ]
+    new_entries = [(o.sort_key, roi, str(roi.getName())) for o, roi in zip(new_sorted, new_rois)]
     if replace_all:
         removed = int(rm.getCount())
         _rm_rebuild(rm, [(roi, label, None) for _, roi, label in new_entries])

@@ -90,17 +90,24 @@ class ModelConfig(_Strict):
     """Architecture of a ReSCU-Net (see :class:`rescunet_ij.model.rescunet.ReSCUNet`)."""
 
     input_size: tuple[int, int] = Field(
-        default=(64, 64), description="network input (height, width) in pixels; each divisible by 16"
+        default=(64, 64),
+        description="network input (height, width) in pixels; each divisible by 16",
     )
     concatenation_level: int = Field(
-        default=1, ge=0, le=4,
+        default=1,
+        ge=0,
+        le=4,
         description="encoder blocks that see image and previous mask separately before they are joined",
     )
     base_filters: int = Field(
-        default=64, ge=4, le=128,
+        default=64,
+        ge=4,
+        le=128,
         description="filters in the first block (64 in the paper; 16 or 32 for small GPUs/CPUs)",
     )
-    dropout: bool = Field(default=True, description="dropout 0.1..0.5 down / 0.4..0.1 up (training only)")
+    dropout: bool = Field(
+        default=True, description="dropout 0.1..0.5 down / 0.4..0.1 up (training only)"
+    )
     in_channels: int = Field(default=1, ge=1, le=4, description="image channels")
 
     @field_validator("input_size", mode="before")
@@ -149,12 +156,18 @@ class TrainConfig(_Strict):
     learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
     batch_size: int = Field(default=32, ge=1, le=4096)
     epochs: int = Field(default=100, ge=1, le=100000)
-    erosion_width: int = Field(default=0, ge=0, le=100, description="erosion applied after prediction")
+    erosion_width: int = Field(
+        default=0, ge=0, le=100, description="erosion applied after prediction"
+    )
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
     early_stopping_patience: int | None = Field(
-        default=5, ge=1, description="epochs without validation improvement before stopping; None = never"
+        default=5,
+        ge=1,
+        description="epochs without validation improvement before stopping; None = never",
     )
-    lr_plateau_patience: int = Field(default=2, ge=1, description="epochs without improvement before the LR is cut")
+    lr_plateau_patience: int = Field(
+        default=2, ge=1, description="epochs without improvement before the LR is cut"
+    )
     lr_plateau_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
     weight_w0: float = Field(default=10.0, ge=0.0, description="edge weight amplitude w0")
     weight_sigma: float = Field(default=5.0, gt=0.0, description="edge weight width sigma, pixels")
@@ -188,15 +201,25 @@ class PropagateConfig(_Strict):
     """Settings for applying a trained model to a movie."""
 
     erosion_width: int | None = Field(default=None, ge=0, le=100, description="None = the model's")
-    threshold: float = Field(default=0.5, gt=0.0, lt=1.0, description="foreground probability cut-off")
-    tile_overlap: float = Field(default=0.25, ge=0.0, lt=0.9, description="overlap of neighbouring tiles")
+    threshold: float = Field(
+        default=0.5, gt=0.0, lt=1.0, description="foreground probability cut-off"
+    )
+    tile_overlap: float = Field(
+        default=0.25, ge=0.0, lt=0.9, description="overlap of neighbouring tiles"
+    )
     context: float = Field(
-        default=0.25, ge=0.0, le=2.0,
+        default=0.25,
+        ge=0.0,
+        le=2.0,
         description="margin around the previous mask searched for the object: context/2 x window on each side",
     )
     batch_size: int = Field(default=64, ge=1, le=4096, description="tiles per forward pass")
-    min_area: int = Field(default=4, ge=1, description="objects smaller than this (pixels) count as lost")
-    simplify_tolerance: float = Field(default=0.35, ge=0.0, le=5.0, description="polygon simplification, pixels")
+    min_area: int = Field(
+        default=4, ge=1, description="objects smaller than this (pixels) count as lost"
+    )
+    simplify_tolerance: float = Field(
+        default=0.35, ge=0.0, le=5.0, description="polygon simplification, pixels"
+    )
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = "auto"
 

@@ -99,7 +99,11 @@ def plan_windows(
 
 
 def extract_windows(
-    plane: np.ndarray, origins: list[tuple[int, int]], window: tuple[int, int], *, pad_mode: str = "reflect"
+    plane: np.ndarray,
+    origins: list[tuple[int, int]],
+    window: tuple[int, int],
+    *,
+    pad_mode: str = "reflect",
 ) -> np.ndarray:
     """Cut ``(N, wh, ww)`` windows from a 2-D plane; parts outside the plane are padded.
 
@@ -139,7 +143,9 @@ def normalize(images: torch.Tensor, cfg: NormalizationConfig) -> torch.Tensor:
         return images / float(scale)
     flat = images.flatten(2)
     q = torch.tensor(
-        [cfg.low_percentile / 100.0, cfg.high_percentile / 100.0], device=images.device, dtype=flat.dtype
+        [cfg.low_percentile / 100.0, cfg.high_percentile / 100.0],
+        device=images.device,
+        dtype=flat.dtype,
     )
     if flat.shape[-1] > 2**24:  # torch.quantile's limit; subsample huge windows
         flat = flat[..., :: math.ceil(flat.shape[-1] / 2**24)]
@@ -164,13 +170,17 @@ def to_network(
     resized bilinearly and re-binarised at 0.5 so that shrinking does not erase thin parts
     unevenly. With window == input size nothing is resized (the default: no rescaling).
     """
-    t = torch.as_tensor(np.ascontiguousarray(windows) if isinstance(windows, np.ndarray) else windows)
+    t = torch.as_tensor(
+        np.ascontiguousarray(windows) if isinstance(windows, np.ndarray) else windows
+    )
     t = t.to(device=device, dtype=torch.float32, non_blocking=True)
     if t.ndim == 3:
         t = t[:, None]
     if tuple(t.shape[-2:]) != tuple(input_size):
         shrink = t.shape[-2] > input_size[0] or t.shape[-1] > input_size[1]
-        t = F.interpolate(t, size=tuple(input_size), mode="bilinear", align_corners=False, antialias=shrink)
+        t = F.interpolate(
+            t, size=tuple(input_size), mode="bilinear", align_corners=False, antialias=shrink
+        )
         if is_mask:
             t = (t >= 0.5).float()
     if not is_mask and normalization is not None:

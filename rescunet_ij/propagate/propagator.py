@@ -59,8 +59,14 @@ class _Job:
 
     __slots__ = ("count", "object_id", "origins", "prompt", "total", "x0", "y0")
 
-    def __init__(self, object_id: int, prompt: ObjectMask, origins: list[tuple[int, int]],
-                 window: tuple[int, int], plane_shape: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        object_id: int,
+        prompt: ObjectMask,
+        origins: list[tuple[int, int]],
+        window: tuple[int, int],
+        plane_shape: tuple[int, int],
+    ) -> None:
         self.object_id = object_id
         self.prompt = prompt
         self.origins = origins
@@ -92,7 +98,9 @@ class _Job:
 
     def probabilities(self) -> np.ndarray:
         """Average of the overlapping windows (0 where no window reached)."""
-        return np.divide(self.total, self.count, out=np.zeros_like(self.total), where=self.count > 0)
+        return np.divide(
+            self.total, self.count, out=np.zeros_like(self.total), where=self.count > 0
+        )
 
     def prompt_on_canvas(self) -> np.ndarray:
         """The prompt as a boolean array in canvas coordinates (clipped to the canvas)."""
@@ -174,7 +182,9 @@ class Propagator:
         if arr.ndim == want - 1:
             arr = arr[None]
         if arr.ndim != want:
-            layout = "(frames, Y, X)" if want == 3 else f"(frames, {self.in_channels} channels, Y, X)"
+            layout = (
+                "(frames, Y, X)" if want == 3 else f"(frames, {self.in_channels} channels, Y, X)"
+            )
             raise DataError(
                 f"planes must be a {want}-D array {layout} (or one {want - 1}-D frame), got shape "
                 f"{arr.shape}; select one z-plane and channel, or one time point, before propagating"
@@ -226,7 +236,9 @@ class Propagator:
         """
         om = self._as_object_mask(state, frame, object_id, mask)
         poly = geometry.mask_to_polygon(om.mask, 0.0)
-        outline = Outline(object_id, frame, poly + [om.x0, om.y0], name=name or state.names.get(object_id))
+        outline = Outline(
+            object_id, frame, poly + [om.x0, om.y0], name=name or state.names.get(object_id)
+        )
         self._put_user(state, frame, object_id, om, outline, name)
 
     def add_outline(self, state: PropagationState, outline: Outline) -> None:
@@ -241,7 +253,9 @@ class Propagator:
             If the frame or id is invalid or the polygon covers no pixel of the plane.
         """
         if not isinstance(outline, Outline):
-            raise DataError(f"add_outline needs an Outline, got {type(outline).__name__}; use add_mask for masks")
+            raise DataError(
+                f"add_outline needs an Outline, got {type(outline).__name__}; use add_mask for masks"
+            )
         self._check_frame(state, outline.frame)
         full = geometry.polygon_to_mask(outline.polygon, state.plane_shape)
         om = self._as_object_mask(state, outline.frame, outline.object_id, full)
@@ -296,7 +310,11 @@ class Propagator:
             for obj, m in outlines_or_masks.items():
                 om = self._as_object_mask(state, frame, obj, m)
                 poly = geometry.mask_to_polygon(om.mask, 0.0) + [om.x0, om.y0]
-                new[int(obj)] = (om, Outline(int(obj), frame, poly, name=state.names.get(int(obj))), None)
+                new[int(obj)] = (
+                    om,
+                    Outline(int(obj), frame, poly, name=state.names.get(int(obj))),
+                    None,
+                )
         else:
             for o in outlines_or_masks:
                 if not isinstance(o, Outline):
@@ -315,7 +333,11 @@ class Propagator:
                         "outline per object (merge the parts or use different ids)"
                     )
                 full = geometry.polygon_to_mask(o.polygon, state.plane_shape)
-                new[o.object_id] = (self._as_object_mask(state, frame, o.object_id, full), o, o.name)
+                new[o.object_id] = (
+                    self._as_object_mask(state, frame, o.object_id, full),
+                    o,
+                    o.name,
+                )
 
         for obj in list(state.masks.get(frame, {})):
             state.remove(frame, obj)
@@ -428,8 +450,11 @@ class Propagator:
             edge = "first" if reverse else "last"
             raise StateError(
                 f"nothing to propagate {direction}: start and end are both {_one_based(start)}"
-                + (f", the {edge} frame of the movie; propagate the other way (reverse={not reverse})"
-                   if end_frame is None else "; pass an end frame after the start frame")
+                + (
+                    f", the {edge} frame of the movie; propagate the other way (reverse={not reverse})"
+                    if end_frame is None
+                    else "; pass an end frame after the start frame"
+                )
             )
         if (end < start) != reverse:
             raise StateError(
@@ -471,7 +496,9 @@ class Propagator:
         active = selected & set(state.masks.get(start, {}))
         for target in range(start + step, end + step, step):
             prev = target - step
-            users = {o for o in state.masks.get(target, {}) if o in selected and state.is_user(target, o)}
+            users = {
+                o for o in state.masks.get(target, {}) if o in selected and state.is_user(target, o)
+            }
             prompts = state.masks.get(prev, {})
             # The state may be corrected between two frames: objects without a prompt drop out.
             to_predict = sorted(o for o in active if o not in users and o in prompts)
@@ -480,15 +507,26 @@ class Propagator:
                 results[res.object_id] = res
             for o in users:
                 results[o] = ObjectResult(
-                    object_id=o, status=ObjectStatus.OK, mask=state.masks[target][o],
-                    outline=state.outlines.get((target, o)), confidence=1.0, prompt_iou=1.0,
+                    object_id=o,
+                    status=ObjectStatus.OK,
+                    mask=state.masks[target][o],
+                    outline=state.outlines.get((target, o)),
+                    confidence=1.0,
+                    prompt_iou=1.0,
                 )
             # Commit the whole frame before yielding: a consumer that stops here sees it stored.
             for o in to_predict:
                 res = results[o]
                 if res.status is ObjectStatus.OK:
                     assert res.mask is not None
-                    state.put(target, o, res.mask, "predicted", res.outline, (res.confidence, res.prompt_iou))
+                    state.put(
+                        target,
+                        o,
+                        res.mask,
+                        "predicted",
+                        res.outline,
+                        (res.confidence, res.prompt_iou),
+                    )
                     if state.lost.get(o) == target:
                         del state.lost[o]
                 else:
@@ -519,7 +557,9 @@ class Propagator:
         cfg = self.config
         jobs = []
         for obj, prompt in prompts:
-            origins = plan_windows(prompt, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap)
+            origins = plan_windows(
+                prompt, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap
+            )
             jobs.append(_Job(obj, prompt, origins, self.window, shape))
         # Flat list of (job, origin): windows of all objects share the forward passes.
         flat = [(job, origin) for job in jobs for origin in job.origins]
@@ -580,7 +620,9 @@ class Propagator:
             rel = [(y - p.y0, x - p.x0) for _, (y, x) in chunk[k:j]]
             masks[k:j] = extract_windows(p.mask, rel, self.window, pad_mode="constant")
             k = j
-        x = to_network(images, self.input_size, normalization=self.model.normalization, device=self.device)
+        x = to_network(
+            images, self.input_size, normalization=self.model.normalization, device=self.device
+        )
         m = to_network(masks, self.input_size, is_mask=True, device=self.device)
         if self._channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -625,8 +667,13 @@ class Propagator:
         crop = om.mask
         polygon = geometry.mask_to_polygon(crop, cfg.simplify_tolerance) + [om.x0, om.y0]
         outline = Outline(
-            object_id=job.object_id, frame=frame, polygon=polygon, z=0,
-            name=state.names.get(job.object_id), confidence=confidence, prompt_iou=prompt_iou,
+            object_id=job.object_id,
+            frame=frame,
+            polygon=polygon,
+            z=0,
+            name=state.names.get(job.object_id),
+            confidence=confidence,
+            prompt_iou=prompt_iou,
         )
         return ObjectResult(job.object_id, ObjectStatus.OK, om, outline, confidence, prompt_iou)
 
@@ -658,7 +705,11 @@ class Propagator:
         self, state: PropagationState, frame: int, object_id: int, mask: np.ndarray | ObjectMask
     ) -> ObjectMask:
         self._check_frame(state, frame)
-        if isinstance(object_id, bool) or not isinstance(object_id, (int, np.integer)) or object_id < 1:
+        if (
+            isinstance(object_id, bool)
+            or not isinstance(object_id, (int, np.integer))
+            or object_id < 1
+        ):
             raise DataError(f"object ids must be integers >= 1, got {object_id!r}")
         shape = state.plane_shape
         if isinstance(mask, ObjectMask):
@@ -681,7 +732,12 @@ class Propagator:
 
     @staticmethod
     def _put_user(
-        state: PropagationState, frame: int, obj: int, om: ObjectMask, outline: Outline, name: str | None
+        state: PropagationState,
+        frame: int,
+        obj: int,
+        om: ObjectMask,
+        outline: Outline,
+        name: str | None,
     ) -> None:
         obj = int(obj)
         if name:

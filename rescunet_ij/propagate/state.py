@@ -109,7 +109,8 @@ class PropagationState:
         return sorted(
             f
             for f, per_frame in self.masks.items()
-            if object_id in per_frame and (origin is None or self.origin.get((f, object_id)) == origin)
+            if object_id in per_frame
+            and (origin is None or self.origin.get((f, object_id)) == origin)
         )
 
     def is_user(self, frame: int, object_id: int) -> bool:

@@ -485,7 +485,9 @@ def train_model(
             train_loader, val_loader = loaders(batch_size)
             continue
 
-        bad = next((v for v in (train_loss, val_loss) if v is not None and not math.isfinite(v)), None)
+        bad = next(
+            (v for v in (train_loss, val_loss) if v is not None and not math.isfinite(v)), None
+        )
         if bad is not None:
             kept = f"; the best weights so far are in {model_path}" if wrote_model else ""
             raise ConfigError(
