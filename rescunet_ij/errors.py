@@ -23,6 +23,17 @@ class ModelFileError(RescunetError):
     """A model file is corrupted, from a newer version, or not a rescunet-ij model."""
 
 
+class WriteError(DataError, OSError):
+    """An output could not be written (disk full, read-only folder, impossible path).
+
+    The message names the file and the reason; an existing file of that name is left as it was.
+    ``errno`` holds the operating system's error number when there is one.
+    """
+
+    def __str__(self) -> str:  # OSError would print "[Errno n] ..." once errno is set
+        return str(self.args[0]) if self.args else ""
+
+
 class StateError(RescunetError, RuntimeError):
     """An operation was called in the wrong order (e.g. propagate before adding outlines)."""
 
