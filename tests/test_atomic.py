@@ -1,4 +1,4 @@
-"""Atomic writes when the disk says no: full disks, read-only folders, impossible paths, leftovers."""
+"""Atomic writes when the disk says no: full disk, read-only folder, impossible path, leftovers."""
 
 from __future__ import annotations
 
