@@ -32,51 +32,28 @@ DEMO_SETTINGS: dict[str, Any] = dict(
 
 
 def labels_to_outlines(labels: np.ndarray, frames: range | None = None) -> list[Outline]:
-    """Ground-truth label movie ``(t, y, x)`` -> outlines (object id = label)."""
-    from .geometry import mask_to_polygon
+    """Ground-truth label movie ``(t, y, x)`` -> outlines named ``nucleus-<id>`` (object id = label)."""
+    from . import api
 
-    out = []
-    for t in frames if frames is not None else range(labels.shape[0]):
-        for oid in np.unique(labels[t]):
-            if oid == 0:
-                continue
-            poly = mask_to_polygon(labels[t] == oid)
-            if len(poly) >= 3:
-                out.append(Outline(int(oid), t, poly, name=f"nucleus-{int(oid)}"))
-    return out
+    return api.outlines_from_labels(labels, frames, name_prefix="nucleus")
 
 
 def mean_iou(outlines: list[Outline], labels: np.ndarray, frames: range) -> float:
     """Mean IoU of predicted outlines against the ground truth over ``frames`` (missing = 0)."""
-    from .geometry import iou, polygon_to_mask
+    from . import api
 
-    by_key = {(o.frame, o.object_id): o for o in outlines}
-    scores = []
-    for t in frames:
-        for oid in np.unique(labels[t]):
-            if oid == 0:
-                continue
-            o = by_key.get((t, int(oid)))
-            pred = (
-                polygon_to_mask(o.polygon, labels.shape[1:])
-                if o is not None
-                else np.zeros(labels.shape[1:], bool)
-            )
-            scores.append(iou(pred, labels[t] == oid))
-    return float(np.mean(scores)) if scores else float("nan")
+    return api.mean_iou(outlines, labels, frames)
 
 
 def copy_previous_iou(labels: np.ndarray, frames: range) -> float:
-    """The baseline: the frame-1 mask copied forward through ``frames`` (the multi-step baseline)."""
-    from .geometry import iou
+    """The baseline: the outlines of the frame before ``frames`` copied forward through them."""
+    from dataclasses import replace
 
-    scores = []
-    first = frames.start - 1
-    for t in frames:
-        for oid in np.unique(labels[t]):
-            if oid:
-                scores.append(iou(labels[first] == oid, labels[t] == oid))
-    return float(np.mean(scores))
+    from . import api
+
+    first = api.outlines_from_labels(labels, [frames.start - 1])
+    copies = [replace(o, frame=t) for t in frames for o in first]
+    return api.mean_iou(copies, labels, frames)
 
 
 def run_demo(
@@ -91,10 +68,6 @@ def run_demo(
 ) -> dict[str, Any]:
     """Run the demo and return a summary dict (also written to ``summary.json``)."""
     from . import api
-    from .io.movie import as_movie, write_movie
-    from .report import overlay_gif, overlay_png
-    from .sample_data import synthetic_movie
-    from .train.loop import TrainCallbacks
 
     say = console.print if console is not None else print
     out = Path(output)
@@ -106,13 +79,13 @@ def run_demo(
     t0 = time.perf_counter()
 
     say("1/4 simulating a training movie and a test movie (moving, deforming nuclei)")
-    train_sim = synthetic_movie(n_frames, (size, size), n_objects=5, seed=11)
-    test_sim = synthetic_movie(n_frames, (size, size), n_objects=5, seed=22)
+    train_sim = api.synthetic_movie(n_frames, (size, size), n_objects=5, seed=11)
+    test_sim = api.synthetic_movie(n_frames, (size, size), n_objects=5, seed=22)
     attrs = dict(pixel_size=0.5, unit="micron", frame_interval=60.0, time_unit="s")
-    train_movie = as_movie(train_sim.images, dims="tyx", **attrs)
-    test_movie = as_movie(test_sim.images, dims="tyx", **attrs)
-    write_movie(out / "train_movie.tif", train_movie, overwrite=True)
-    write_movie(out / "movie.tif", test_movie, overwrite=True)
+    train_movie = api.as_movie(train_sim.images, dims="tyx", **attrs)
+    test_movie = api.as_movie(test_sim.images, dims="tyx", **attrs)
+    api.write_movie(out / "train_movie.tif", train_movie, overwrite=True)
+    api.write_movie(out / "movie.tif", test_movie, overwrite=True)
     train_outlines = labels_to_outlines(train_sim.labels)
     seeds = labels_to_outlines(test_sim.labels, range(0, 1))
     api.write_outlines(out / "train_RoiSet.zip", train_outlines, train_movie, overwrite=True)
@@ -145,7 +118,7 @@ def run_demo(
         epochs=epochs,
         device=device,
         overwrite=True,
-        callbacks=TrainCallbacks(on_epoch_end=on_epoch_end),
+        callbacks=api.TrainCallbacks(on_epoch_end=on_epoch_end),
         **DEMO_SETTINGS,
     )
 
@@ -153,9 +126,8 @@ def run_demo(
     run = api.propagate(test_movie, seeds, result.model, start_frame=0)
     api.write_outlines(out / "RoiSet.zip", run.outlines, test_movie, overwrite=True)
     api.write_labels(out / "labels.tif", run.outlines, test_movie, overwrite=True)
-    planes = test_sim.images.astype(np.float32)
-    overlay_png(planes, run.outlines, out / "overlay.png")
-    overlay_gif(planes, run.outlines, out / "overlay.gif")
+    api.write_overlay(out / "overlay.png", test_movie, run.outlines)
+    api.write_overlay(out / "overlay.gif", test_movie, run.outlines)
 
     frames = range(1, n_frames)
     summary = {
@@ -178,7 +150,7 @@ def run_demo(
             "training_history": str(result.history_csv),
         },
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    api.write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n", overwrite=True)
     say(
         f"\nmean IoU vs ground truth over frames 2-{n_frames}: {summary['mean_iou_propagated']:.3f} "
         f"(copying the frame-1 outline: {summary['mean_iou_copy_first_frame']:.3f})"

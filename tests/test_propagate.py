@@ -468,27 +468,52 @@ def test_preflight_errors_are_raised_at_call_time():
     truth = np.stack([disk(shape, 16, 16, 5)] * 5)
     prop, _ = make_propagator()
     state = prop.init_state(movie_of(truth))
-    with pytest.raises(StateError, match="no masks on start frame 1.*add_outline"):
+    with pytest.raises(StateError, match="no masks to start from.*add_outline"):
         prop.propagate(state, 0)  # raised without iterating
     prop.add_mask(state, 2, 1, truth[2])
-    with pytest.raises(StateError, match="no masks on start frame 1"):
+    with pytest.raises(DataError, match="no outlines on the start frame 1 .*frames 3"):
         prop.propagate(state, 0)
-    with pytest.raises(StateError, match="outside the movie"):
+    with pytest.raises(DataError, match="start frame 6 is outside the movie .frames 1..5"):
         prop.propagate(state, 5)
-    with pytest.raises(StateError, match="outside the movie"):
+    with pytest.raises(DataError, match="last frame 10 is outside the movie"):
         prop.propagate(state, 2, 9)
-    with pytest.raises(StateError, match="use reverse=True"):
+    with pytest.raises(DataError, match="before the start frame 3.*reverse=True"):
         prop.propagate(state, 2, 1)
-    with pytest.raises(StateError, match="use reverse=False"):
+    with pytest.raises(DataError, match="after the start frame 3.*reverse=False"):
         prop.propagate(state, 2, 3, reverse=True)
-    with pytest.raises(StateError, match="nothing to propagate"):
+    with pytest.raises(DataError, match="last frame 3 is the start frame"):
         prop.propagate(state, 2, 2)
+    with pytest.raises(ConfigError, match="not both"):
+        prop.propagate(state, 2, 4, next_only=True)
+    with pytest.raises(ConfigError, match="whole number"):
+        prop.propagate(state, "2")
     with pytest.raises(StateError, match="PropagationState"):
         prop.propagate({"planes": None}, 0)
     state.masks.clear()
     prop.add_mask(state, 4, 1, truth[4])
-    with pytest.raises(StateError, match=r"last frame.*reverse=True"):
+    with pytest.raises(DataError, match=r"nothing to propagate forwards: frame 5 is the last.*reverse=True"):
         prop.propagate(state, 4)
+    assert [r.frame for r in prop.propagate(state, reverse=True, next_only=True)] == [3]
+
+
+def test_state_keeps_the_movie_frame_numbers_of_a_cut_out():
+    """Frames 10..14 of a movie stay frames 10..14 in and out of the engine (issue 15.1)."""
+    shape = (32, 32)
+    truth = np.stack([disk(shape, 14 + t, 16, 5) for t in range(5)])
+    prop, _ = make_propagator()
+    state = prop.init_state(movie_of(truth), first_frame=10)
+    assert state.frame_range == range(10, 15)
+    with pytest.raises(DataError, match="outside the movie .indices 10..14"):
+        prop.add_mask(state, 0, 1, truth[0])
+    prop.add_mask(state, 10, 1, truth[0])
+    results = list(prop.propagate(state))  # default start: the seeded frame 10
+    assert [r.frame for r in results] == [11, 12, 13, 14]
+    assert [r.objects[0].outline.frame for r in results] == [11, 12, 13, 14]
+    assert state.frames_of(1) == [10, 11, 12, 13, 14]
+    # the oracle network follows the bright disk: frame 14 of the movie is truth[4]
+    np.testing.assert_array_equal(state.masks[14][1].to_full(shape), truth[4])
+    with pytest.raises(DataError, match="start frame 16 is outside the movie .frames 11..15"):
+        prop.propagate(state, 15)
 
 
 def test_input_validation():

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import DataError
-from ..geometry import polygon_to_mask
+from ..geometry import mask_to_polygon, polygon_to_mask
 from ..types import Outline
 from .atomic import atomic_write, check_overwrite
 
-__all__ = ["outlines_to_label_movie", "write_label_movie"]
+__all__ = ["label_movie_to_outlines", "outlines_to_label_movie", "write_label_movie"]
 
 
 def _check_shape(shape_tyx: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -100,3 +100,50 @@ def write_label_movie(
         handle = tifffile.FileHandle(fh, mode="wb", name=path.name)
         tifffile.imwrite(handle, labels, imagej=True, metadata={"axes": "TYX"})
     return path
+
+
+def label_movie_to_outlines(
+    labels: np.ndarray, frames: Iterable[int] | None = None, *, name_prefix: str | None = None
+) -> list[Outline]:
+    """Outlines of every object in a label movie (pixel value = object id, 0 = background).
+
+    Parameters
+    ----------
+    labels
+        ``(T, Y, X)`` (or one ``(Y, X)`` frame) of non-negative integers.
+    frames
+        Only these 0-based frames (default: all).
+    name_prefix
+        Names outlines ``<prefix>-<id>``; ``None`` leaves them unnamed (``object-<id>`` in ImageJ).
+
+    Returns
+    -------
+    list[Outline]
+        Sorted by frame and id; each object's largest 8-connected part, holes filled
+        (:func:`rescunet_ij.geometry.mask_to_polygon`), so the outline covers its pixels.
+
+    Raises
+    ------
+    DataError
+        If ``labels`` is not a 2-D/3-D integer array or holds negative values.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim == 2:
+        labels = labels[None]
+    if labels.ndim != 3 or labels.dtype.kind not in "iub":
+        raise DataError(
+            f"a label image must be a (frames, height, width) integer array; got shape "
+            f"{labels.shape} and dtype {labels.dtype}"
+        )
+    if labels.size and labels.min() < 0:
+        raise DataError("a label image holds object ids >= 1 and 0 for background; found negatives")
+    out = []
+    for t in range(labels.shape[0]) if frames is None else frames:
+        for oid in np.unique(labels[t]):
+            if oid == 0:
+                continue
+            poly = mask_to_polygon(labels[t] == oid)
+            if len(poly) >= 3:
+                name = f"{name_prefix}-{int(oid)}" if name_prefix else None
+                out.append(Outline(int(oid), int(t), poly, name=name))
+    return out

@@ -36,6 +36,7 @@ from ..data.windows import extract_windows, from_network, plan_windows, to_netwo
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
+from .frames import frame_index, frame_name, resolve_frame_range
 from .state import PropagationState
 
 if TYPE_CHECKING:
@@ -48,10 +49,6 @@ Direction = Literal["forward", "reverse", "both"]
 
 class ObjectLostWarning(UserWarning):
     """An object vanished during propagation (its predicted area fell below ``min_area``)."""
-
-
-def _one_based(frame: int) -> str:
-    return f"frame {frame + 1} (1-based; index {frame})"
 
 
 class _Job:
@@ -157,7 +154,7 @@ class Propagator:
 
     # ================================================================== state and prompts
 
-    def init_state(self, planes: np.ndarray) -> PropagationState:
+    def init_state(self, planes: np.ndarray, first_frame: int = 0) -> PropagationState:
         """Start a session on a series of planes.
 
         Parameters
@@ -165,6 +162,9 @@ class Propagator:
         planes
             ``(N, Y, X)`` planes along t or z (a 2-D image is one frame); ``(N, C, Y, X)`` for a
             model trained on ``C > 1`` channels.
+        first_frame
+            The movie's frame index of ``planes[0]`` when the planes are a cut-out of a longer
+            movie; every frame number in and out of the session is then the movie's own.
 
         Returns
         -------
@@ -203,7 +203,10 @@ class Propagator:
             raise DataError(
                 "planes contain NaN or infinite values; replace them (e.g. numpy.nan_to_num) first"
             )
-        return PropagationState(planes=arr)
+        first = frame_index(first_frame, "first_frame")
+        if first is None or first < 0:
+            raise DataError(f"first_frame must be a frame index >= 0; got {first_frame!r}")
+        return PropagationState(planes=arr, first_frame=first)
 
     def add_mask(
         self,
@@ -324,12 +327,12 @@ class Propagator:
                     )
                 if o.frame != frame:
                     raise DataError(
-                        f"the outline of object {o.object_id} is on {_one_based(o.frame)} but the "
-                        f"correction is for {_one_based(frame)}; pass only that frame's outlines"
+                        f"the outline of object {o.object_id} is on {frame_name(o.frame)} but the "
+                        f"correction is for {frame_name(frame)}; pass only that frame's outlines"
                     )
                 if o.object_id in new:
                     raise DataError(
-                        f"object {o.object_id} has two outlines on {_one_based(frame)}; give one "
+                        f"object {o.object_id} has two outlines on {frame_name(frame)}; give one "
                         "outline per object (merge the parts or use different ids)"
                     )
                 full = geometry.polygon_to_mask(o.polygon, state.plane_shape)
@@ -375,10 +378,11 @@ class Propagator:
     def propagate(
         self,
         state: PropagationState,
-        start_frame: int,
+        start_frame: int | None = None,
         end_frame: int | None = None,
         *,
         reverse: bool = False,
+        next_only: bool = False,
         object_ids: Iterable[int] | None = None,
     ) -> Iterator[FrameResult]:
         """Propagate the masks on ``start_frame`` frame by frame.
@@ -392,12 +396,16 @@ class Propagator:
         state
             The session, with masks on ``start_frame``.
         start_frame
-            0-based frame holding the prompts; it is not recomputed and not yielded.
+            The movie's 0-based frame holding the prompts; it is not recomputed and not yielded.
+            ``None``: the first frame with masks of the selected objects (the last when
+            ``reverse``).
         end_frame
-            Last frame to predict (inclusive); ``None`` = the last frame (frame 0 when ``reverse``).
-            ``start_frame + 1`` predicts only the next frame.
+            Last frame to predict (inclusive); ``None`` = the end of the movie (its start when
+            ``reverse``).
         reverse
             Go backwards in time (or z).
+        next_only
+            Predict only the frame after ``start_frame`` (before it when ``reverse``).
         object_ids
             Propagate only these objects (default: all). Other objects' masks are not touched.
 
@@ -412,82 +420,67 @@ class Propagator:
 
         Raises
         ------
-        StateError
+        DataError
             If a frame is outside the movie, ``end_frame`` lies on the wrong side of
-            ``start_frame``, an object id is unknown, or ``start_frame`` has no masks to start from.
+            ``start_frame``, or ``start_frame`` has no masks to start from
+            (:func:`~rescunet_ij.propagate.frames.resolve_frame_range`, the one frame rule).
+        StateError
+            If ``state`` is not a session of this engine or an object id is unknown.
         """
-        start, end, selected = self._preflight(state, start_frame, end_frame, reverse, object_ids)
+        start, end, selected = self._preflight(
+            state, start_frame, end_frame, reverse, next_only, object_ids
+        )
         return self._run(state, start, end, -1 if reverse else 1, selected)
 
     def _preflight(
         self,
         state: PropagationState,
-        start_frame: int,
+        start_frame: int | None,
         end_frame: int | None,
         reverse: bool,
+        next_only: bool,
         object_ids: Iterable[int] | None,
     ) -> tuple[int, int, set[int]]:
         if not isinstance(state, PropagationState):
             raise StateError(
                 f"expected a PropagationState from Propagator.init_state, got {type(state).__name__}"
             )
-        n = state.num_frames
-        direction = "backwards" if reverse else "forwards"
-        try:
-            start = int(start_frame)
-            end = (0 if reverse else n - 1) if end_frame is None else int(end_frame)
-        except (TypeError, ValueError):
+        selected = self._selected_objects(state, object_ids)
+        seeded = [f for f, per_frame in state.masks.items() if selected & set(per_frame)]
+        if not seeded:
             raise StateError(
-                f"frames must be integers, got start_frame={start_frame!r}, end_frame={end_frame!r}"
-            ) from None
-        for what, f in (("start", start), ("end", end)):
-            if not 0 <= f < n:
-                raise StateError(
-                    f"{what} frame index {f} is outside the movie (indices 0..{n - 1}, 0-based); "
-                    f"pass a frame between 0 and {n - 1}"
-                )
-        if end == start:
-            edge = "first" if reverse else "last"
-            raise StateError(
-                f"nothing to propagate {direction}: start and end are both {_one_based(start)}"
-                + (
-                    f", the {edge} frame of the movie; propagate the other way (reverse={not reverse})"
-                    if end_frame is None
-                    else "; pass an end frame after the start frame"
-                )
+                "no masks to start from"
+                + ("" if object_ids is None else f" for objects {sorted(selected)}")
+                + "; draw the objects first (add_outline/add_mask/set_frame)"
             )
-        if (end < start) != reverse:
-            raise StateError(
-                f"end {_one_based(end)} is {'before' if not reverse else 'after'} start "
-                f"{_one_based(start)} but propagation goes {direction}; "
-                f"{'use reverse=True' if not reverse else 'use reverse=False'} or swap the frames"
-            )
+        start, end = resolve_frame_range(
+            state.frame_range,
+            seeded,
+            start_frame,
+            end_frame,
+            next_only=next_only,
+            reverse=reverse,
+        )
+        return start, end, selected
+
+    @staticmethod
+    def _selected_objects(state: PropagationState, object_ids: Iterable[int] | None) -> set[int]:
         known = state.object_ids
         if object_ids is None:
-            selected = set(known)
-        else:
-            try:
-                selected = {int(o) for o in object_ids}
-            except (TypeError, ValueError):
-                raise StateError(f"object_ids must be integers, got {object_ids!r}") from None
-            unknown = sorted(selected - set(known))
-            if unknown:
-                raise StateError(
-                    f"unknown object id(s) {unknown}; the state has objects {known or 'none'}; add "
-                    "their outlines first (add_outline/add_mask) or pick existing ids"
-                )
-            if not selected:
-                raise StateError("object_ids is empty; pass None to propagate every object")
-        on_start = selected & set(state.masks.get(start, {}))
-        if not on_start:
-            have = sorted(state.masks)
-            which = "" if object_ids is None else f" for objects {sorted(selected)}"
+            return set(known)
+        try:
+            selected = {int(o) for o in object_ids}
+        except (TypeError, ValueError):
+            raise StateError(f"object_ids must be integers, got {object_ids!r}") from None
+        unknown = sorted(selected - set(known))
+        if unknown:
             raise StateError(
-                f"no masks on start {_one_based(start)}{which}; draw the objects there first "
-                f"(add_outline/add_mask/set_frame) or start from a frame that has them "
-                f"(frames with masks, 0-based: {have[:20] if have else 'none'})"
+                f"unknown object id(s) {unknown}; the state has objects {known or 'none'}; add "
+                "their outlines first (add_outline/add_mask) or pick existing ids"
             )
-        return start, end, selected
+        if not selected:
+            raise StateError("object_ids is empty; pass None to propagate every object")
+        return selected
 
     @torch.inference_mode()
     def _run(
@@ -541,7 +534,7 @@ class Propagator:
         # mask (in this direction) no longer follow from anything, so they go.
         state.lost[obj] = frame
         f = frame
-        while 0 <= f < state.num_frames and not state.is_user(f, obj):
+        while f in state.frame_range and not state.is_user(f, obj):
             state.remove(f, obj)
             f += step
 
@@ -553,7 +546,7 @@ class Propagator:
         if not prompts:
             return []
         shape = state.plane_shape
-        plane = state.planes[frame]
+        plane = state.plane(frame)
         cfg = self.config
         jobs = []
         for obj, prompt in prompts:
@@ -696,9 +689,12 @@ class Propagator:
     def _check_frame(state: PropagationState, frame: int) -> None:
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
             raise DataError(f"frame must be an integer index, got {frame!r}")
-        if not 0 <= int(frame) < state.num_frames:
+        frames = state.frame_range
+        if int(frame) not in frames:
             raise DataError(
-                f"frame index {frame} is outside the movie (indices 0..{state.num_frames - 1}, 0-based)"
+                f"frame index {frame} is outside the movie (indices {frames.start}.."
+                f"{frames.stop - 1}, 0-based; frames {frames.start + 1}..{frames.stop} as ImageJ "
+                "numbers them)"
             )
 
     def _as_object_mask(
@@ -725,7 +721,7 @@ class Propagator:
         om = ObjectMask.from_full(full)
         if om.area == 0:
             raise DataError(
-                f"the mask of object {object_id} on {_one_based(int(frame))} is empty (or entirely "
+                f"the mask of object {object_id} on {frame_name(int(frame))} is empty (or entirely "
                 "outside the image); draw the object inside the image"
             )
         return om

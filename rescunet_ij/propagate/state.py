@@ -26,8 +26,9 @@ Origin = Literal["user", "predicted"]
 class PropagationState:
     """Everything known about one movie's objects while they are propagated.
 
-    Frame indices are 0-based positions along the first axis of :attr:`planes`, which may be time
-    or z: the caller chooses the axis and maps the indices back (outlines carry ``z = 0``).
+    Frame indices are the movie's own 0-based indices along time or z (the caller chooses the
+    axis; outlines carry ``z = 0``): ``planes[i]`` is frame ``first_frame + i``, so a movie cut to
+    frames 10..19 keeps calling them 10..19 and no caller ever shifts results back.
 
     Attributes
     ----------
@@ -45,6 +46,8 @@ class PropagationState:
         ``lost[object_id]``: the frame where the object last vanished.
     outlines
         ``outlines[(frame, object_id)]``: the object's outline in that frame.
+    first_frame
+        The movie's index of ``planes[0]``.
     """
 
     # The 2-D series being propagated, float32 so windows need no conversion per frame. Kept whole
@@ -70,6 +73,9 @@ class PropagationState:
     # The outline of each mask: user outlines verbatim (no round trip through pixels), predicted
     # ones as simplified polygons. Kept with the masks so outlines_at() costs nothing.
     outlines: dict[tuple[int, int], Outline] = field(default_factory=dict)
+    # The movie's index of planes[0]: callers that copy only part of a movie (the ImageJ bridge
+    # pulls just the frames it needs) keep the movie's frame numbers in every result.
+    first_frame: int = 0
 
     # ------------------------------------------------------------------ geometry
 
@@ -77,6 +83,15 @@ class PropagationState:
     def num_frames(self) -> int:
         """Number of planes (frames) in the series."""
         return int(self.planes.shape[0])
+
+    @property
+    def frame_range(self) -> range:
+        """The movie frame indices this state covers: ``first_frame .. first_frame + N - 1``."""
+        return range(self.first_frame, self.first_frame + self.num_frames)
+
+    def plane(self, frame: int) -> np.ndarray:
+        """The image of movie frame ``frame``."""
+        return self.planes[int(frame) - self.first_frame]
 
     @property
     def plane_shape(self) -> tuple[int, int]:

@@ -1,0 +1,54 @@
+"""Tables people open in a spreadsheet: the per-object, per-frame propagation report (CSV)."""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from ..types import FrameResult
+from .atomic import atomic_write
+
+__all__ = ["PROPAGATION_COLUMNS", "write_propagation_table"]
+
+PROPAGATION_COLUMNS = ("frame", "object_id", "status", "confidence", "prompt_iou", "area_px")
+"""Columns of the propagation report; ``frame`` is 1-based, as ImageJ numbers frames."""
+
+
+def write_propagation_table(
+    path: str | os.PathLike[str], frames: Iterable[FrameResult], *, overwrite: bool = False
+) -> Path:
+    """Write one row per object and propagated frame, atomically.
+
+    Parameters
+    ----------
+    path
+        The CSV file.
+    frames
+        The propagation's frame results (0-based frames; written 1-based).
+    overwrite
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+    """
+    with atomic_write(path, "w", overwrite=overwrite, newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(PROPAGATION_COLUMNS)
+        for fr in frames:
+            for ob in fr.objects:
+                area = ob.mask.area if ob.mask is not None else 0
+                writer.writerow(
+                    [
+                        fr.frame + 1,
+                        ob.object_id,
+                        ob.status.value,
+                        f"{ob.confidence:.4f}",
+                        f"{ob.prompt_iou:.4f}",
+                        area,
+                    ]
+                )
+    return Path(path)
