@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -119,9 +119,8 @@ _MODEL_CACHE_SIZE = 2
 
 def _model(model: str | os.PathLike[str] | LoadedModel) -> LoadedModel:
     from .. import api
-    from ..io.checkpoint import LoadedModel
 
-    if isinstance(model, LoadedModel):
+    if isinstance(model, api.LoadedModel):
         return model
     if model is None or str(model).strip() == "":
         raise DataError("no model given; choose a trained model file (.rescunet)")
@@ -230,6 +229,20 @@ def export_training_set(
     )
 
 
+def _check_seeds(imp: Any, in_plane: list[Outline], seed_frame: int, z0: int | None) -> None:
+    """The Fiji user's view of "no outlines here": which frames do have some, and what to do."""
+    if any(o.frame == seed_frame for o in in_plane):
+        return
+    present = sorted({o.frame + 1 for o in in_plane})
+    shown = ", ".join(str(f) for f in present[:12]) + ("..." if len(present) > 12 else "")
+    raise DataError(
+        f"no outlines on frame {seed_frame + 1} of '{imp.getTitle()}'"
+        + (f" (z-plane {z0 + 1})" if z0 is not None else "")
+        + (f"; the ROI Manager has outlines on frames {shown}" if present else "")
+        + ". Go to a frame with outlines (or outline the objects on this frame) and try again"
+    )
+
+
 def _run_and_push(
     *,
     model: Any,
@@ -245,86 +258,56 @@ def _run_and_push(
     z: int | None,
     on_frame: Callable[[FrameResult], None] | None,
 ) -> PropagationSummary:
-    """Shared by the two propagation operations (``seed_frame``/``end_frame`` 0-based)."""
+    """Shared by the two propagation operations (``seed_frame``/``end_frame`` 0-based).
+
+    Frame numbers stay ImageJ's (0-based) throughout: only the frames needed are copied out of
+    ImageJ, and the copy keeps their numbers, so nothing is shifted back afterwards.
+    """
     from .. import api
 
     n_t = imageplus_dims(imp)[4]
     outlines, _ = read_roimanager(rm, imp, identity)
     z0 = _z_arg(z, imp)
     in_plane = [o for o in outlines if z0 is None or o.z == z0]
-    seeds = [o for o in in_plane if o.frame == seed_frame]
-    if not seeds:
-        present = sorted({o.frame + 1 for o in in_plane})
-        shown = ", ".join(str(f) for f in present[:12]) + ("..." if len(present) > 12 else "")
-        raise DataError(
-            f"no outlines on frame {seed_frame + 1} of '{imp.getTitle()}'"
-            + (f" (z-plane {z0 + 1})" if z0 is not None else "")
-            + (f"; the ROI Manager has outlines on frames {shown}" if present else "")
-            + ". Go to a frame with outlines (or outline the objects on this frame) and try again"
+    _check_seeds(imp, in_plane, seed_frame, z0)
+    try:
+        start, last = api.frame_range(
+            range(n_t),
+            {o.frame for o in in_plane},
+            seed_frame,
+            end_frame,
+            next_only=next_only,
+            reverse=reverse,
         )
-    if next_only:
-        last = seed_frame - 1 if reverse else seed_frame + 1
-    else:
-        last = end_frame if end_frame is not None else (0 if reverse else n_t - 1)
-    if not 0 <= last < n_t or last == seed_frame or (last < seed_frame) != reverse:
-        direction = "before" if reverse else "after"
-        raise DataError(
-            f"nothing to predict: frame {seed_frame + 1} has no frame {direction} it up to frame "
-            f"{last + 1} in '{imp.getTitle()}' ({n_t} frames)"
-        )
+    except DataError as exc:
+        raise DataError(f"'{imp.getTitle()}': {exc}") from None
     loaded = _model(model)  # only after every check of the user's input
-    lo, hi = min(seed_frame, last), max(seed_frame, last)
-    # Copy only the frames the propagation needs; outlines are shifted to that window and back.
+    lo, hi = min(start, last), max(start, last)
     movie = imageplus_to_movie(imp, frames=range(lo, hi + 1))
-    window = [
-        Outline(o.object_id, o.frame - lo, o.polygon, z=o.z, c=o.c, name=o.name)
-        for o in in_plane
-        if lo <= o.frame <= hi
-    ]
     names = {o.object_id: o.name for o in outlines if o.name}
-    for o in window:
-        o.name = o.name or names.get(o.object_id)
+    window = [
+        replace(o, name=o.name or names.get(o.object_id)) for o in in_plane if lo <= o.frame <= hi
+    ]
     run: PropagationRun = api.propagate(
         movie,
         window,
         loaded,
-        start_frame=seed_frame - lo,
-        end_frame=last - lo,
+        start_frame=start,
+        end_frame=last,
         reverse=reverse,
         channel=channel,
         z=z0,
         config=config,
         on_frame=on_frame,
     )
+    seeds = [o for o in in_plane if o.frame == start]
     seed_c = {o.object_id: o.c for o in seeds}  # predictions show on the channels their seed does
-    predicted = [
-        Outline(
-            o.object_id,
-            o.frame + lo,
-            o.polygon,
-            z=o.z if z0 is None else z0,
-            c=seed_c.get(o.object_id),
-            name=o.name or names.get(o.object_id),
-            confidence=o.confidence,
-            prompt_iou=o.prompt_iou,
-        )
-        for o in run.predicted
+    to_push = [
+        replace(o, z=o.z if z0 is None else z0, c=seed_c.get(o.object_id)) for o in run.predicted
     ]
-    # Back to the movie's frame numbers everywhere in the run the caller gets.
-    for fr in run.frames:
-        fr.frame += lo
-        for ob in fr.objects:
-            if ob.outline is not None:
-                ob.outline.frame += lo
-    for o in run.outlines:
-        o.frame += lo
-    run.predicted = predicted
-    run.lost = {oid: f + lo for oid, f in run.lost.items()}
-    run.start_frame += lo
-    run.end_frame += lo
     seed_ids = sorted({o.object_id for o in seeds})
     push = outlines_to_roimanager(
-        predicted,
+        to_push,
         rm,
         imp,
         replace_frames={fr.frame for fr in run.frames},
@@ -336,15 +319,14 @@ def _run_and_push(
         rm.runCommand("Show All")
     except Exception:  # noqa: BLE001, S110 - a hidden ROI Manager has no display to update
         pass
-    lost = {oid: f + 1 for oid, f in run.lost.items()}
     return PropagationSummary(
         image=str(imp.getTitle()),
-        start_frame=seed_frame + 1,
-        end_frame=run.frames[-1].frame + 1,
+        start_frame=start + 1,
+        end_frame=run.end_frame + 1,
         object_ids=seed_ids,
         added=push.added,
         removed=push.removed,
-        lost=lost,
+        lost={oid: f + 1 for oid, f in run.lost.items()},
         doubtful=[(f + 1, oid, why) for f, oid, why in run.doubtful()],
         run=run,
     )
@@ -479,7 +461,6 @@ def train_in_imagej(
     the Fiji script *ReSCU-Net > Train Model*. Returns the :class:`TrainResult`.
     """
     from .. import api
-    from ..train.loop import TrainCallbacks
 
     require_jvm()
     IJ = jc.IJ
@@ -499,7 +480,7 @@ def train_in_imagej(
         training_set,
         model_file,
         overwrite=overwrite,
-        callbacks=TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
+        callbacks=api.TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
         **params,
     )
     IJ.showProgress(1.0)

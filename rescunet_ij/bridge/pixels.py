@@ -95,7 +95,8 @@ def imageplus_to_movie(
         0-based channel to keep (for RGB: 0 = red, 1 = green, 2 = blue); None keeps all.
     frames
         0-based frames to copy (a slice or indices); None copies all. Useful for big movies
-        when only a few frames are needed.
+        when only a few frames are needed. The copied frames keep their numbers as the ``t``
+        coordinate, which :mod:`rescunet_ij.api` honours.
 
     Returns
     -------
@@ -155,7 +156,9 @@ def imageplus_to_movie(
     attrs = _calibration_attrs(imp, n_z)
     movie = as_movie(out, dims="tzcyx", **attrs, rgb=rgb and channel is None)
     movie.attrs["title"] = str(imp.getTitle())
-    return movie
+    # Frames keep ImageJ's numbers (0-based) as xarray labels: a cut-out of frames 10..19 is
+    # propagated and reported as frames 10..19 by rescunet_ij.api, with no shifting back.
+    return movie.assign_coords(t=np.asarray(t_idx, dtype=np.int64))
 
 
 def _ij_pixels(values: np.ndarray, title: str) -> tuple[np.ndarray, int]:

@@ -63,7 +63,8 @@ def resolve_frame_range(
         0-based seed frame and last frame to predict (inclusive); ``None`` for the defaults
         (``end``: the end of the movie, its start when ``reverse``).
     next_only
-        Predict only the frame after ``start`` (before it when ``reverse``).
+        Predict only the frame after ``start`` (before it when ``reverse``); an ``end`` given
+        with it must be that frame.
     reverse
         Propagate backwards.
 
@@ -78,16 +79,11 @@ def resolve_frame_range(
         A frame outside the movie, no seeded frame, nothing to predict in that direction, or an
         end on the wrong side of the start. Messages give 1-based frames and say what to pass.
     ConfigError
-        ``next_only`` together with an ``end``, or a frame that is not a whole number.
+        ``next_only`` with another ``end``, or a frame that is not a whole number.
     """
     start, end = frame_index(start, "start_frame"), frame_index(end, "end_frame")
     first, last = frames.start, frames.stop - 1
     span = f"frames {first + 1}..{last + 1}"
-    if next_only and end is not None:
-        raise ConfigError(
-            "give either a last frame or next-frame-only, not both (CLI: --last-frame or "
-            "--next-frame-only; Python: end_frame= or next_only=True)"
-        )
     if start is None:
         inside = [f for f in seeded if f in frames]
         if not inside:
@@ -105,6 +101,11 @@ def resolve_frame_range(
     step = -1 if reverse else 1
     direction = "backwards" if reverse else "forwards"
     if next_only:
+        if end is not None and end != start + step:
+            raise ConfigError(
+                "give either a last frame or next-frame-only, not both (CLI: --last-frame or "
+                "--next-frame-only; Python: end_frame= or next_only=True)"
+            )
         end = start + step
     elif end is None:
         end = first if reverse else last

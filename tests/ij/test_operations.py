@@ -98,11 +98,39 @@ def test_full_flow_propagate_then_correct_and_repropagate(ij1, rm, sim, ij_model
     assert (s2.run.start_frame, s2.run.end_frame) == (3, 7)
     assert [fr.frame for fr in s2.run.frames] == [4, 5, 6, 7]
     assert sorted({o.frame for o in s2.run.predicted}) == [4, 5, 6, 7]
+    # issue 15.1: every outline in the run is on its own frame (not shifted twice)
+    assert all(
+        ob.outline.frame == fr.frame for fr in s2.run.frames for ob in fr.objects if ob.outline
+    )
+    assert sorted({o.frame for o in s2.run.outlines}) == [3, 4, 5, 6, 7]
+    assert {o.frame for o in s2.run.outlines if o.confidence is None} == {3}  # the seeds
     assert all(5 <= f <= 8 for f, _, _ in s2.doubtful)
     assert [str(rm.getName(i)) for i in range(rm.getCount())] == list(before.values())
     assert [
         r.getFloatPolygon().xpoints[0] for r in rm.getRoisAsArray() if r.getPosition() <= 4
     ] == untouched
+
+
+@pytest.mark.slow
+def test_propagation_from_a_later_frame_reports_the_movie_frames(ij1, rm, ij_model_path):
+    """Issue 15.1: a 6-frame movie propagated from frame 3 reported frames 3,4,5 as 5,6,7."""
+    from rescunet_ij.bridge import propagate_in_imagej
+    from rescunet_ij.sample_data import synthetic_movie
+
+    sim6 = synthetic_movie(6, (96, 96), n_objects=3, radius=(7.0, 10.0), seed=5)
+    imp = _open_movie(sim6)
+    _seed(rm, sim6, frame=2)
+    summary = propagate_in_imagej(ij_model_path, imp, rm, start_frame=3)
+    run = summary.run
+    assert (summary.start_frame, summary.end_frame) == (3, 6)  # 1-based, as Fiji shows them
+    assert (run.start_frame, run.end_frame) == (2, 5)  # 0-based movie frames
+    assert [fr.frame for fr in run.frames] == [3, 4, 5]
+    assert sorted({o.frame for o in run.predicted}) == [3, 4, 5]
+    assert sorted({o.frame for o in run.outlines}) == [2, 3, 4, 5]
+    assert [
+        ob.outline.frame for fr in run.frames for ob in fr.objects if ob.outline is not None
+    ] == [3, 3, 3, 4, 4, 4, 5, 5, 5]
+    assert [t for _, t in _rm_rows(rm)] == [3, 3, 3, 4, 4, 4, 5, 5, 5, 6, 6, 6]
 
 
 @pytest.mark.slow
@@ -184,8 +212,10 @@ def test_bad_inputs_change_nothing(ij1, rm, sim, tmp_path):
         propagate_in_imagej(model, start_frame=1)
     with pytest.raises(DataError, match="outside the movie"):
         propagate_in_imagej(model, start_frame=12)
-    with pytest.raises(DataError, match="nothing to predict"):
+    with pytest.raises(DataError, match="'cells': the last frame 2 is before the start frame 3"):
         propagate_in_imagej(model, start_frame=3, end_frame=2)
+    with pytest.raises(DataError, match="last frame 5 is after the start frame 3.*backwards"):
+        propagate_in_imagej(model, start_frame=3, end_frame=5, reverse=True)
     with pytest.raises(Exception, match="never-loaded"):
         propagate_in_imagej(model, start_frame=3)  # the model is loaded only after all checks
     imp.setT(1)
