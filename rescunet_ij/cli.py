@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import RescunetError
+from .errors import OutputExistsError, RescunetError
 
 app = typer.Typer(
     name="rescunet-ij",
@@ -81,13 +81,18 @@ def make_training_set(
     """Build a training set (PyJAMAS layout: image/, mask/, prev_mask/ per sample)."""
     from . import api
 
+    if out_dir.exists() and not overwrite:  # both outputs are checked before any work
+        raise OutputExistsError(
+            f"{out_dir} already exists; choose another folder or pass --overwrite"
+        )
+    api.check_outputs([zip_path], overwrite=overwrite)
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
     out = api.make_training_set(
         mv,
         outlines,
         out_dir,
-        subimage_size=_size(subimage_size),
+        subimage_size=subimage_size,
         channel=_one_based(channel, "channel"),
         z=_one_based(z, "z-plane"),
         axis=_check_axis(axis),
@@ -98,15 +103,6 @@ def make_training_set(
     if zip_path is not None:
         zp = api.export_training_zip(out, zip_path, overwrite=overwrite)
         _console().print(f"[green]wrote {zp}[/green]")
-
-
-def _size(value: str | None):
-    from . import api
-
-    try:
-        return api.parse_size(value)
-    except RescunetError as exc:
-        raise typer.BadParameter(str(exc)) from None
 
 
 @app.command("export-training-zip")
@@ -163,7 +159,6 @@ def train(
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import api
-    from .train.loop import TrainCallbacks
 
     console = _console()
     with Progress(
@@ -195,9 +190,9 @@ def train(
             output,
             init_from=init_from,
             overwrite=overwrite,
-            callbacks=TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
-            input_size=_size(input_size),
-            subimage_size=_size(subimage_size),
+            callbacks=api.TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
+            input_size=input_size,
+            subimage_size=subimage_size,
             learning_rate=learning_rate,
             batch_size=batch_size,
             epochs=epochs,
@@ -254,22 +249,14 @@ def propagate(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import api
-    from .config import PropagateConfig, make_config
-    from .errors import OutputExistsError
 
-    if next_frame_only and last_frame is not None:
-        raise typer.BadParameter("use either --last-frame or --next-frame-only, not both")
-    for p in (output, labels, report):
-        if p is not None and Path(p).exists() and not overwrite:
-            raise OutputExistsError(f"{p} already exists; choose another name or pass --overwrite")
+    # Every output is checked before the work (exists? writable? named twice?) and all of them
+    # are written together at the end, so a failure never leaves half of the results.
+    api.check_outputs([output, labels, report], overwrite=overwrite)
     console = _console()
-    cfg = make_config(
-        PropagateConfig, device=device, batch_size=batch_size, erosion_width=erosion_width
-    )
+    cfg = api.propagate_config(device=device, batch_size=batch_size, erosion_width=erosion_width)
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
-    loaded = api.load_model(model)
-    n_frames = int(mv.sizes["t" if axis == "t" else "z"])
     with Progress(
         TextColumn("propagating"),
         BarColumn(),
@@ -278,73 +265,46 @@ def propagate(
         console=console,
     ) as progress:
         task = progress.add_task("propagate", total=None)
-
-        def on_frame(fr) -> None:
-            progress.advance(task)
-
-        start = _one_based(first_frame, "frame")
-        end = _one_based(last_frame, "frame")
-        if start is not None:
-            stop = end if end is not None else (0 if reverse else n_frames - 1)
-            progress.update(task, total=1 if next_frame_only else abs(stop - start))
         run = api.propagate(
             mv,
             outlines,
-            loaded,
-            start_frame=start,
-            end_frame=end,
+            model,
+            start_frame=_one_based(first_frame, "frame"),
+            end_frame=_one_based(last_frame, "frame"),
             next_only=next_frame_only,
             reverse=reverse,
             channel=_one_based(channel, "channel"),
             z=_one_based(z, "z-plane"),
             axis=_check_axis(axis),
             config=cfg,
-            on_frame=on_frame,
+            on_start=lambda start, end: progress.update(task, total=abs(end - start)),
+            on_frame=lambda fr: progress.advance(task),
         )
-    out = api.write_outlines(output, run.outlines, mv, overwrite=overwrite)
+    with api.output_group():
+        out = api.write_outlines(output, run.outlines, mv, overwrite=overwrite)
+        if labels is not None:
+            api.write_labels(labels, run.outlines, mv, overwrite=overwrite)
+        if report is not None:
+            api.write_report(report, run, overwrite=overwrite)
+    first, last = sorted((run.start_frame, run.end_frame))
     console.print(
-        f"[green]wrote {len(run.outlines)} ROIs ({len(run.predicted)} predicted, frames "
-        f"{run.start_frame + 2 if not reverse else run.start_frame}..{run.end_frame + 1}) to {out}[/green]"
+        f"[green]wrote {len(run.outlines)} ROIs ({len(run.predicted)} predicted from frame "
+        f"{run.start_frame + 1}, frames {first + 1}..{last + 1}) to {out}[/green]"
     )
-    if labels is not None:
-        console.print(
-            f"label image: {api.write_labels(labels, run.outlines, mv, overwrite=overwrite)}"
-        )
-    if report is not None:
-        console.print(f"report: {_write_report(report, run)}")
-    doubtful = run.doubtful()
-    if doubtful:
-        console.print(f"[yellow]{len(doubtful)} prediction(s) worth a look:[/yellow]")
-        for f, oid, why in doubtful[:15]:
-            console.print(f"  frame {f + 1}, object {oid}: {why}")
-        if len(doubtful) > 15:
-            console.print(f"  ... and {len(doubtful) - 15} more (see --report)")
+    for what, path in (("label image", labels), ("report", report)):
+        if path is not None:
+            console.print(f"{what}: {path}")
+    _print_doubtful(console, run.doubtful())
 
 
-def _write_report(path: Path, run) -> Path:
-    import csv
-    import io
-
-    from .io.atomic import atomic_write
-
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["frame", "object_id", "status", "confidence", "prompt_iou", "area_px"])
-    for fr in run.frames:
-        for ob in fr.objects:
-            w.writerow(
-                [
-                    fr.frame + 1,
-                    ob.object_id,
-                    ob.status.value,
-                    f"{ob.confidence:.4f}",
-                    f"{ob.prompt_iou:.4f}",
-                    ob.mask.area if ob.mask is not None else 0,
-                ]
-            )
-    with atomic_write(path, mode="w") as fh:
-        fh.write(buf.getvalue())
-    return Path(path)
+def _print_doubtful(console, doubtful: list[tuple[int, int, str]]) -> None:
+    if not doubtful:
+        return
+    console.print(f"[yellow]{len(doubtful)} prediction(s) worth a look:[/yellow]")
+    for f, oid, why in doubtful[:15]:
+        console.print(f"  frame {f + 1}, object {oid}: {why}")
+    if len(doubtful) > 15:
+        console.print(f"  ... and {len(doubtful) - 15} more (see --report)")
 
 
 @app.command()
@@ -390,8 +350,8 @@ def notebook(
     if training_zip is not None and drive_path is not None:
         raise typer.BadParameter("use either --training-zip or --drive-path, not both")
     cfg = api.train_config(
-        input_size=_size(input_size),
-        subimage_size=_size(subimage_size),
+        input_size=input_size,
+        subimage_size=subimage_size,
         learning_rate=learning_rate,
         batch_size=batch_size,
         epochs=epochs,
@@ -472,7 +432,13 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):  #
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 2 bad usage or a problem with the input)."""
+    """Run the CLI; returns the exit code.
+
+    0: done. 1: a bug in rescunet-ij (the traceback is shown, with how to report it). 2: bad
+    usage or a problem with the input, the outputs or the machine, explained in one message
+    without a traceback. 130: interrupted (Ctrl-C); outputs are written atomically, so nothing
+    half-written is left.
+    """
     warnings.showwarning = _show_warning
     try:
         # standalone mode: typer/click print usage errors themselves and exit with SystemExit(2).
@@ -488,6 +454,31 @@ def main(argv: list[str] | None = None) -> int:
             "interrupted; outputs are written atomically, so nothing half-written was left"
         )
         return 130
+    except MemoryError:
+        _console().print(
+            "[red]error:[/red] the computer ran out of memory; close other programs, or use a "
+            "smaller movie (crop it in Fiji) or smaller settings (batch size, input size)",
+            highlight=False,
+        )
+        return 2
+    except OSError as exc:  # a file we read or wrote that the system refused (not a bug)
+        where = f" {exc.filename}" if exc.filename else ""
+        _console().print(
+            f"[red]error:[/red] cannot access{where}: {exc.strerror or exc}; check the path, the "
+            "permissions and the free disk space",
+            highlight=False,
+        )
+        return 2
+    except Exception:  # a bug: show it, and how to report it
+        import traceback
+
+        traceback.print_exc()
+        _console().print(
+            f"[red]This is a bug in rescunet-ij {__version__}.[/red] Please report it with the "
+            "command you ran, the text above and the output of 'rescunet-ij doctor'.",
+            highlight=False,
+        )
+        return 1
     return 0
 
 

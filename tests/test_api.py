@@ -1,0 +1,193 @@
+"""The Python API as a user calls it: what it accepts, what it refuses (and how), frame numbers."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from rescunet_ij import api
+from rescunet_ij.demo import labels_to_outlines
+from rescunet_ij.errors import ConfigError, DataError, ModelFileError, RescunetError
+
+PACKAGE = Path(api.__file__).parent
+
+
+@pytest.fixture(scope="module")
+def movie(sim_test):
+    return api.as_movie(sim_test.images, dims="tyx")
+
+
+@pytest.fixture(scope="module")
+def seeds(sim_test):
+    return labels_to_outlines(sim_test.labels, range(0, 1))
+
+
+# ------------------------------------------------------------------------------ accepted inputs
+
+
+def test_propagate_accepts_numpy_tyx_xarray_and_paths(
+    sim_test, movie, seeds, tiny_model_path, tmp_path
+):
+    ref = api.propagate(movie, seeds, tiny_model_path, next_only=True)
+    tyx = xr.DataArray(sim_test.images, dims=("t", "y", "x"))
+    path = api.write_movie(tmp_path / "m.tif", movie)
+    rois = api.write_outlines(tmp_path / "seeds.zip", seeds, movie)
+    for mv, outs in ((sim_test.images, seeds), (tyx, seeds), (path, rois)):
+        run = api.propagate(mv, outs, tiny_model_path, next_only=True)
+        assert [o.frame for o in run.predicted] == [o.frame for o in ref.predicted]
+        np.testing.assert_allclose(run.predicted[0].polygon, ref.predicted[0].polygon)
+
+
+def test_a_cut_out_keeps_its_frame_numbers(movie, sim_test, tiny_model_path, tmp_path):
+    """Issue 15.1: frames 3..8 of a movie are frames 3..8 in every result, not 0..5."""
+    part = movie.isel(t=slice(3, 9))
+    seeds = labels_to_outlines(sim_test.labels, range(3, 4))
+    run = api.propagate(part, seeds, tiny_model_path)
+    assert (run.start_frame, run.end_frame) == (3, 8)
+    assert [fr.frame for fr in run.frames] == [4, 5, 6, 7, 8]
+    assert sorted({o.frame for o in run.outlines}) == [3, 4, 5, 6, 7, 8]
+    assert all(ob.outline.frame == fr.frame for fr in run.frames for ob in fr.objects)
+    with pytest.raises(DataError, match="start frame 1 is outside the movie .frames 4..9"):
+        api.propagate(part, seeds, tiny_model_path, start_frame=0)
+    # written for the whole movie: frame positions are the original ones
+    out = api.write_outlines(tmp_path / "part.zip", run.outlines, part)
+    back = api.read_outlines(out, movie)
+    assert sorted({o.frame for o in back}) == [3, 4, 5, 6, 7, 8]
+
+
+def test_iter_propagate_checks_before_the_first_frame(movie, seeds, tiny_model_path):
+    with pytest.raises(DataError, match="outside the movie"):
+        api.iter_propagate(movie, seeds, tiny_model_path, start_frame=0, end_frame=99)
+    frames = [fr.frame for fr, _ in api.iter_propagate(movie, seeds, tiny_model_path)]
+    assert frames == list(range(1, 12))
+
+
+# ------------------------------------------------------------------------------ refused inputs
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"movie": None}, DataError, "movie is None"),
+        ({"movie": {"a": 1}}, DataError, "got dict"),
+        ({"movie": np.zeros((2, 3, 4, 8, 8))}, DataError, "dims="),
+        ({"movie": np.zeros((3, 8, 8), complex)}, DataError, "complex"),
+        ({"outlines": None}, DataError, "outlines is None"),
+        ({"outlines": [1, 2]}, DataError, r"outlines\[0\] is a int"),
+        ({"outlines": 5}, DataError, "list of Outline"),
+        ({"model": None}, DataError, "model is None"),
+        ({"model": 123}, ModelFileError, "path of a model file"),
+        ({"start_frame": "1"}, ConfigError, "start_frame must be a whole number"),
+        ({"start_frame": True}, ConfigError, "start_frame must be a whole number"),
+        ({"end_frame": 2.5}, ConfigError, "end_frame must be a whole number"),
+        ({"channel": "0"}, ConfigError, "channel must be a whole number"),
+        ({"axis": "q"}, ConfigError, "axis must be 't'"),
+        ({"object_ids": [99]}, DataError, r"no outlines of object\(s\) \[99\]"),
+    ],
+)
+def test_propagate_refuses_with_the_packages_own_errors(
+    movie, seeds, tiny_model_path, kwargs, error, message
+):
+    args = {"movie": movie, "outlines": seeds, "model": tiny_model_path, **kwargs}
+    with pytest.raises(error, match=message) as info:
+        api.propagate(args.pop("movie"), args.pop("outlines"), args.pop("model"), **args)
+    assert isinstance(info.value, RescunetError)
+
+
+def test_identity_and_load_model_are_checked(movie, tmp_path, seeds):
+    rois = api.write_outlines(tmp_path / "r.zip", seeds, movie)
+    with pytest.raises(ConfigError, match="identity must be one of auto, property"):
+        api.read_outlines(rois, movie, identity="bogus")
+    with pytest.raises(ModelFileError, match="path of a model file"):
+        api.load_model(123)
+    with pytest.raises(DataError, match="needs a file path"):
+        api.read_movie(None)
+
+
+def test_seeds_on_another_plane_say_where_they_are(sim_test, tiny_model_path):
+    images = np.stack([sim_test.images, sim_test.images], axis=1)  # t, z
+    movie = api.as_movie(images, dims="tzyx")
+    seeds = [
+        type(o)(o.object_id, o.frame, o.polygon, z=1)
+        for o in labels_to_outlines(sim_test.labels, range(1))
+    ]
+    with pytest.raises(DataError, match="no outlines on z-plane 1; the outlines are on z-plane.s. 2"):
+        api.propagate(movie, seeds, tiny_model_path, z=0)
+    run = api.propagate(movie, seeds, tiny_model_path, z=1, next_only=True)
+    assert {o.z for o in run.predicted} == {1}
+
+
+# ------------------------------------------------------------------------------ the façade
+
+
+def test_importing_the_api_starts_no_java_and_no_torch():
+    code = (
+        "import sys, rescunet_ij.api\n"
+        "bad = [m for m in ('jpype', 'scyjava', 'imagej', 'torch') if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _imports(path: Path) -> list[tuple[str, int]]:
+    """Every module a file imports at run time (not under ``if TYPE_CHECKING:``), made absolute."""
+    tree = ast.parse(path.read_text())
+    typing_only = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
+    package = ".".join(("rescunet_ij", *path.relative_to(PACKAGE).parent.parts))
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(a.name, node.lineno) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            if node.level:
+                base = base[: len(base) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            names = [f"{name}.{a.name}" for a in node.names]
+            out += [(n, node.lineno) for n in names]
+    return out
+
+
+def test_no_module_outside_the_bridge_imports_java():
+    offenders = [
+        f"{p.relative_to(PACKAGE)}:{line} imports {name}"
+        for p in PACKAGE.rglob("*.py")
+        if "bridge" not in p.parts
+        for name, line in _imports(p)
+        if name.split(".")[0] in ("jpype", "scyjava", "imagej")
+    ]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("shell", ["cli.py", "demo.py", "bridge/operations.py"])
+def test_shells_call_only_the_api(shell):
+    """The CLI, the demo and the bridge's user operations reach the core only through api."""
+    allowed = ("rescunet_ij.api", "rescunet_ij.errors", "rescunet_ij.types", "rescunet_ij.__version__")
+    own = {
+        "cli.py": ("rescunet_ij.demo", "rescunet_ij.doctor", "rescunet_ij.notebook"),
+        "bridge/operations.py": ("rescunet_ij.bridge",),
+    }.get(shell, ())
+    reached = [
+        f"line {line}: {name}"
+        for name, line in _imports(PACKAGE / shell)
+        if name.startswith("rescunet_ij")
+        and not name.startswith(allowed + own)
+        and name != "rescunet_ij.api"
+    ]
+    assert reached == []
