@@ -1,4 +1,4 @@
-"""ImageJ ROIs (``.roi`` files and ROI Manager ``RoiSet.zip``) <-> :class:`~rescunet_ij.types.Outline`.
+"""ImageJ ROIs (``.roi`` files, ROI Manager ``RoiSet.zip``) <-> :class:`~rescunet_ij.types.Outline`.
 
 This module (with :mod:`rescunet_ij.bridge`) is the only place where ImageJ's **1-based**
 stack positions appear; everything it returns is 0-based.
@@ -122,7 +122,7 @@ def object_color(object_id: int) -> str:
 
 
 def composite_part(rings: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
-    """The part of a composite (ShapeRoi) ROI that rescunet-ij uses, and a note when parts are dropped.
+    """The part of a composite (ShapeRoi) ROI that rescunet-ij uses; a note when parts are dropped.
 
     The largest ring by area is the object's outline; holes and other parts are dropped (one
     outline per object and frame). Shared by the file reader and the ImageJ bridge.
@@ -346,6 +346,22 @@ def _resolve_position(
     return frame, z, c
 
 
+def _no_position_error(
+    source: str, labels: list[str], axis: str, size: int, plural: str, parameter: str
+) -> DataError:
+    """ROIs without a frame (or z) position on a movie that has several: how to fix that."""
+    place = "frame" if axis == "frame" else "plane"
+    return DataError(
+        f"{source}: {len(labels)} ROI(s) have no {axis} position but the movie has {size} "
+        f"{plural}: {short_list(labels)}. Fix it in Fiji: show the ROI's {place}, select the "
+        "ROI and set its position with ROI Manager > More > Properties... (or delete it and "
+        f"press 'Add' again while the movie shows that {place}); then save the ROIs again (ROI "
+        "Manager > More > Save...). The rescunet-ij command line has no option to assign a "
+        f"position to such ROIs; in Python, pass the 0-based {place} as {parameter}= to "
+        "rescunet_ij.io.rois.read_rois or rescunet_ij.bridge.roimanager_to_outlines"
+    )
+
+
 def raw_rois_to_outlines(
     raws: Iterable[RawRoi],
     *,
@@ -436,26 +452,18 @@ def raw_rois_to_outlines(
         )
     if outside:
         _warn(
-            f"{source}: skipped {len(outside)} ROI(s) entirely outside the image: {short_list(outside)}"
+            f"{source}: skipped {len(outside)} ROI(s) entirely outside the image: "
+            f"{short_list(outside)}"
         )
     if clipped:
         _warn(
-            f"{source}: clipped {len(clipped)} ROI(s) reaching outside the image: {short_list(clipped)}"
+            f"{source}: clipped {len(clipped)} ROI(s) reaching outside the image: "
+            f"{short_list(clipped)}"
         )
     if no_frame:
-        raise DataError(
-            f"{source}: {len(no_frame)} ROI(s) have no frame position but the movie has {n_frames} "
-            f"frames: {short_list(no_frame)}. Set their positions in Fiji (show the ROI's frame, "
-            "select the ROI and use ROI Manager > More > Properties..., or delete it and press "
-            "'Add' again while the movie shows its frame), or tell rescunet-ij which frame they "
-            "belong to (default_frame=...)"
-        )
+        raise _no_position_error(source, no_frame, "frame", n_frames, "frames", "default_frame")
     if no_z:
-        raise DataError(
-            f"{source}: {len(no_z)} ROI(s) have no z position but the movie has {n_slices} "
-            f"z-planes: {short_list(no_z)}. Set their positions in Fiji (ROI Manager > More > "
-            "Properties...) or tell rescunet-ij which plane they belong to (default_z=...)"
-        )
+        raise _no_position_error(source, no_z, "z", n_slices, "z-planes", "default_z")
     if not kept:
         raise DataError(
             f"{source} holds no usable outline ({len(raws)} ROI(s) read, none an area ROI on the "
