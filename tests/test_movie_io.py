@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
+import threading
 import warnings
 
 import numpy as np
@@ -14,7 +15,13 @@ import xarray as xr
 
 from rescunet_ij.errors import ConfigError, DataError, OutputExistsError
 from rescunet_ij.io.labels import outlines_to_label_movie, write_label_movie
-from rescunet_ij.io.movie import as_movie, read_movie, select_plane_series, write_movie
+from rescunet_ij.io.movie import (
+    TiffLog,
+    as_movie,
+    read_movie,
+    select_plane_series,
+    write_movie,
+)
 from rescunet_ij.types import AXES, Outline
 
 
@@ -266,6 +273,22 @@ def test_tifffile_log_records_do_not_leak(tmp_path, caplog, capsys):
     with tifffile.TiffFile(path) as tif:
         tif.series  # noqa: B018 - parsing the header logs
     assert any(r.name == "tifffile" for r in caplog.records)
+
+
+def test_tiff_log_collects_worker_thread_records_in_our_words(caplog):
+    """tifffile decodes pages in worker threads; their records are caught too."""
+
+    def work():
+        logging.getLogger("tifffile").error("<tifffile.TiffPage 3 @8> <decode> boom")
+
+    with TiffLog() as log:
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        logging.getLogger("tifffile").warning("<tifffile.TiffFile 'm.tif'> boom")
+        logging.getLogger("tifffile").debug("details")
+    assert log.messages() == ["boom"]  # prefixes gone, repeats and debug records dropped
+    assert not caplog.records
 
 
 def test_no_raw_tifffile_lines_on_stderr_of_a_fresh_process(tmp_path):

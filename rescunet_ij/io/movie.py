@@ -26,7 +26,6 @@ import logging
 import os
 import re
 import struct
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -405,20 +404,18 @@ class TiffLog(logging.Filter):
     tifffile reports problems it works around (a damaged ImageJ header, a page offset past the end
     of the file) through :mod:`logging` (logger ``"tifffile"``) instead of raising; with logging
     not configured Python prints them raw on stderr, into the CLI's output. Used as a context
-    manager, this filter collects the records the current thread emits (other threads are left
-    alone) so the reader can turn them into a :class:`~rescunet_ij.errors.DataError` or a warning.
-    Shared with :mod:`rescunet_ij.io.training_set`.
+    manager, this filter collects the records so the reader can turn them into a
+    :class:`~rescunet_ij.errors.DataError` or a warning. Records of every thread are collected
+    while it is active, because tifffile decodes pages in worker threads. Shared with
+    :mod:`rescunet_ij.io.training_set`.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.records: list[logging.LogRecord] = []
-        self._thread = threading.get_ident()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        """Collect (and drop) the records of the reading thread; let the others through."""
-        if record.thread != self._thread:
-            return True
+        """Collect the record and keep it from every handler."""
         self.records.append(record)
         return False
 
