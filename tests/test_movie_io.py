@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import subprocess
+import sys
+import threading
 import warnings
 
 import numpy as np
@@ -11,7 +15,13 @@ import xarray as xr
 
 from rescunet_ij.errors import ConfigError, DataError, OutputExistsError
 from rescunet_ij.io.labels import outlines_to_label_movie, write_label_movie
-from rescunet_ij.io.movie import as_movie, read_movie, select_plane_series, write_movie
+from rescunet_ij.io.movie import (
+    TiffLog,
+    as_movie,
+    read_movie,
+    select_plane_series,
+    write_movie,
+)
 from rescunet_ij.types import AXES, Outline
 
 
@@ -144,6 +154,163 @@ def test_read_truncated_tiff(tmp_path):
         read_movie(bad)
 
 
+# ------------------------------------------------------------------------ truncated files (7.4)
+
+_HYPERSTACK = _ramp((20, 2, 32, 32))  # 20 frames x 2 channels = 40 images
+
+
+def _cut_copy(src, dst, size):
+    dst.write_bytes(src.read_bytes()[:size])
+    return dst
+
+
+def _image_ends(path):
+    """Where the pixels of each of the 40 images end, in the intact file."""
+    with tifffile.TiffFile(path) as tif:
+        first = tif.pages.first
+        if first.compression == 1:  # ImageJ: one block of pixels, the other directories after it
+            start, size = first.dataoffsets[0], first.databytecounts[0]
+            return [start + (i + 1) * size for i in range(40)]
+        return [max(o + n for o, n in zip(p.dataoffsets, p.databytecounts)) for p in tif.pages]
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_intact_hyperstack_reads_uncompressed_and_compressed(tmp_path, compression):
+    path = tmp_path / "movie.tif"
+    tifffile.imwrite(
+        path, _HYPERSTACK, imagej=True, metadata={"axes": "TCYX"}, compression=compression
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        movie = read_movie(path)
+    assert movie.shape == (20, 1, 2, 32, 32)
+    np.testing.assert_array_equal(movie.values[:, 0], _HYPERSTACK)
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+@pytest.mark.parametrize("where", ["30%", "50%", "a few bytes short"])
+def test_truncated_hyperstack_is_refused_with_counts(tmp_path, compression, where):
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(
+        good, _HYPERSTACK, imagej=True, metadata={"axes": "TCYX"}, compression=compression
+    )
+    ends = _image_ends(good)
+    if where == "a few bytes short":
+        size = ends[-1] - 3  # into the pixels of the last image
+    else:
+        size = int(good.stat().st_size * float(where[:-1]) / 100)
+    bad = _cut_copy(good, tmp_path / "cut.tif", size)
+    with pytest.raises(DataError) as err:
+        read_movie(bad)
+    msg = str(err.value)
+    complete = sum(end <= size for end in ends)
+    assert msg.startswith(
+        "cut.tif is truncated: its ImageJ header announces 40 images (20 frames x 2 channels) "
+        f"but only {complete} can be read; the file was probably cut off while copying or saving"
+    )
+    assert "copy it again or re-save it in Fiji (File > Save As > Tiff...)" in msg
+
+
+def test_missing_trailing_directories_with_all_pixels_present_still_read(tmp_path):
+    # ImageJ itself reads hyperstacks from the first directory and the pixel block alone.
+    good = tmp_path / "good.tif"
+    tifffile.imwrite(good, _HYPERSTACK, imagej=True, metadata={"axes": "TCYX"})
+    cut = _cut_copy(good, tmp_path / "cut.tif", good.stat().st_size - 5)
+    np.testing.assert_array_equal(read_movie(cut).values[:, 0], _HYPERSTACK)
+
+
+def _pages(path, images, description):
+    with tifffile.TiffWriter(path) as tw:
+        for i, image in enumerate(images):
+            tw.write(image, description=description if i == 0 else None, metadata=None)
+    return path
+
+
+def test_header_announcing_more_images_than_an_intact_file_holds(tmp_path):
+    path = _pages(tmp_path / "m.tif", _ramp((4, 8, 8)), "ImageJ=1.11a\nimages=10\nframes=10\n")
+    with pytest.raises(DataError, match=r"m.tif does not match its ImageJ header: .*announces "
+                       r"10 images \(10 frames\) but the file holds 4.*Save As"):  # fmt: skip
+        read_movie(path)
+
+
+def test_invalid_header_is_ignored_with_a_warning(tmp_path):
+    data = _ramp((4, 8, 8))
+    path = _pages(tmp_path / "m.tif", data, "ImageJ=1.11a\nimages=4\nframes=0\n")
+    with pytest.warns(UserWarning, match=r"m.tif: ignored its invalid ImageJ header "
+                      r"\(images=4 frames=0\) and read its 4 image\(s\) as frames"):  # fmt: skip
+        movie = read_movie(path)
+    np.testing.assert_array_equal(movie.values[:, 0, 0], data)
+
+
+@pytest.mark.parametrize("short_by", ["half", "3 bytes"])
+def test_truncated_plain_stack(tmp_path, short_by):
+    good = _pages(tmp_path / "good.tif", _ramp((4, 32, 32)), None)
+    n = good.stat().st_size
+    bad = _cut_copy(good, tmp_path / "bad.tif", n // 2 if short_by == "half" else n - 3)
+    with pytest.raises(DataError, match=r"bad.tif is truncated: .*only \d complete image"):
+        read_movie(bad)
+
+
+# ------------------------------------------------------------ tifffile's log stays inside (7.9)
+
+
+def _mismatched_header_file(tmp_path):
+    return _pages(tmp_path / "m.tif", _ramp((4, 8, 8)), "ImageJ=1.11a\nimages=4\nframes=0\n")
+
+
+def test_tifffile_log_records_do_not_leak(tmp_path, caplog, capsys):
+    path = _mismatched_header_file(tmp_path)
+    caplog.set_level(logging.DEBUG)
+    with pytest.warns(UserWarning, match="invalid ImageJ header"):
+        read_movie(path)
+    bad = _cut_copy(path, tmp_path / "cut.tif", path.stat().st_size // 2)
+    with pytest.raises(DataError, match="truncated"):
+        read_movie(bad)
+    assert [r for r in caplog.records if r.name.startswith("tifffile")] == []
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""
+    # The filter is gone afterwards: tifffile logs reach logging as usual again.
+    with tifffile.TiffFile(path) as tif:
+        tif.series  # noqa: B018 - parsing the header logs
+    assert any(r.name == "tifffile" for r in caplog.records)
+
+
+def test_tiff_log_collects_worker_thread_records_in_our_words(caplog):
+    """tifffile decodes pages in worker threads; their records are caught too."""
+
+    def work():
+        logging.getLogger("tifffile").error("<tifffile.TiffPage 3 @8> <decode> boom")
+
+    with TiffLog() as log:
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+        logging.getLogger("tifffile").warning("<tifffile.TiffFile 'm.tif'> boom")
+        logging.getLogger("tifffile").debug("details")
+    assert log.messages() == ["boom"]  # prefixes gone, repeats and debug records dropped
+    assert not caplog.records
+
+
+def test_no_raw_tifffile_lines_on_stderr_of_a_fresh_process(tmp_path):
+    """Without pytest's log capture tifffile's records would reach stderr (logging.lastResort)."""
+    ignored = _mismatched_header_file(tmp_path)
+    wrong = _pages(tmp_path / "w.tif", _ramp((4, 8, 8)), "ImageJ=1.11a\nimages=10\nframes=10\n")
+    code = (
+        "import warnings\n"
+        "warnings.simplefilter('ignore')\n"
+        "from rescunet_ij.errors import DataError\n"
+        "from rescunet_ij.io.movie import read_movie\n"
+        f"read_movie({str(ignored)!r})\n"
+        "try:\n"
+        f"    read_movie({str(wrong)!r})\n"
+        "except DataError:\n"
+        "    print('refused')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == "" and done.stdout == "refused\n"
+
+
 # ------------------------------------------------------------------------------------ write_movie
 
 
@@ -257,6 +424,53 @@ def test_as_movie_rejects_unknown_and_repeated_dims():
         as_movie(np.zeros((2, 3, 5, 6)), dims="TQYX")
     with pytest.raises(DataError, match="y and/or x"):
         as_movie(np.zeros((2, 3)), dims="TZ")
+
+
+@pytest.mark.parametrize(
+    "values, words",
+    [
+        (np.zeros((2, 5, 6), np.complex64), ["complex numbers", "complex64", "np.abs"]),
+        (np.zeros((2, 5, 6), object), ["Python objects", "dtype object", "np.stack"]),
+        (np.full((5, 6), "a"), ["text", "<U1", "astype"]),
+        (np.zeros((5, 6), "S2"), ["bytes", "|S2"]),
+        (np.zeros((2, 5, 6), "datetime64[s]"), ["dates/times", "datetime64[s]"]),
+        (np.zeros((2, 5, 6), "timedelta64[ms]"), ["time spans", "timedelta64[ms]"]),
+        (np.zeros((5, 6), [("r", "u1"), ("g", "u1")]), ["not plain numbers"]),
+    ],
+)
+def test_as_movie_refuses_non_numeric_pixels(values, words):
+    for data in (values, xr.DataArray(values, dims=("t", "y", "x")[-values.ndim :])):
+        with pytest.raises(DataError) as err:
+            as_movie(data)
+        msg = str(err.value)
+        assert "needs bool, integer or float pixels" in msg
+        assert all(w in msg for w in words), msg
+
+
+@pytest.mark.parametrize("dtype", [bool, np.int8, np.int64, np.uint16, np.float16, np.float64])
+def test_as_movie_accepts_bool_int_uint_float(dtype):
+    m = as_movie(np.ones((2, 5, 6), dtype))
+    assert m.dtype == dtype and m.shape == (2, 1, 1, 5, 6)
+
+
+def test_as_movie_ragged_list_is_a_data_error():
+    with pytest.raises(DataError, match="same size"):
+        as_movie([np.zeros((5, 6)), np.zeros((4, 6))])
+
+
+def test_as_movie_tyx_and_yx_dataarrays_and_numpy_dims():
+    a = _ramp((3, 5, 6))
+    for m in (
+        as_movie(xr.DataArray(a, dims=("t", "y", "x"))),
+        as_movie(a, dims=("t", "y", "x")),
+        as_movie(a, dims="tyx"),
+        as_movie(xr.DataArray(a, dims=("t", "y", "x"), coords={"t": [0, 1, 2]})),
+    ):
+        assert m.dims == AXES and m.shape == (3, 1, 1, 5, 6)
+        np.testing.assert_array_equal(m.values[:, 0, 0], a)
+    yx = as_movie(xr.DataArray(a[0], dims=("y", "x")))
+    assert yx.shape == (1, 1, 1, 5, 6)
+    np.testing.assert_array_equal(yx.values[0, 0, 0], a[0])
 
 
 # ---------------------------------------------------------------------------- select_plane_series

@@ -328,7 +328,12 @@ def test_missing_position_on_multi_frame_movie_is_an_error(tmp_path):
     with pytest.raises(DataError) as err:
         read_rois(path, n_frames=5)
     msg = str(err.value)
-    assert "'lost one'" in msg and "'placed'" not in msg and "Properties" in msg
+    assert "'lost one'" in msg and "'placed'" not in msg
+    # The Fiji fix comes first; the CLI has no option for it; the Python name says it is Python.
+    assert msg.index("ROI Manager > More > Properties...") < msg.index("command line")
+    assert "command line has no option" in msg
+    assert "in Python, pass the 0-based frame as default_frame= to " in msg
+    assert "rescunet_ij.io.rois.read_rois" in msg
     outs = read_rois(path, n_frames=5, default_frame=0)
     assert sorted(o.frame for o in outs) == [0, 1]
     # On a single-frame image no position is needed.
@@ -338,7 +343,7 @@ def test_missing_position_on_multi_frame_movie_is_an_error(tmp_path):
 
 def test_missing_z_on_a_z_stack(tmp_path):
     path = _save(tmp_path / "z.zip", [_poly_roi(_square(5, 5), "flat", t=1)])
-    with pytest.raises(DataError, match="no z position.*'flat'"):
+    with pytest.raises(DataError, match="no z position.*'flat'.*Properties.*default_z="):
         read_rois(path, n_frames=2, n_slices=3)
     assert read_rois(path, n_frames=2, n_slices=3, default_z=2)[0].z == 2
 

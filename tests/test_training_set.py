@@ -1,25 +1,29 @@
-"""Training-set folders and zips in the PyJAMAS layout."""
+"""Training samples (rescunet_ij.data.samples) and their folders and zips (rescunet_ij.io)."""
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
 
-from rescunet_ij.data import training_set as ts
-from rescunet_ij.data.training_set import (
+from rescunet_ij.data.samples import samples_from_masks
+from rescunet_ij.errors import DataError, OutputExistsError
+from rescunet_ij.io import training_set as ts
+from rescunet_ij.io.training_set import (
     META_FILE,
     TrainingSample,
+    check_training_set_output,
+    check_training_zip_output,
     read_training_set,
-    samples_from_masks,
     write_training_set,
     write_training_zip,
 )
-from rescunet_ij.errors import DataError, OutputExistsError
 from rescunet_ij.sample_data import synthetic_movie
 
 
@@ -179,13 +183,132 @@ def test_crash_while_writing_leaves_nothing_and_keeps_the_old_set(tmp_path, samp
         real(target, array)
 
     monkeypatch.setattr(ts, "_write_tiff", flaky)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(DataError, match="disk full.*Nothing was written"):
         write_training_set(samples[2:5], out, overwrite=True)
     assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[:2]]
     calls["n"] = 0
-    with pytest.raises(OSError):
+    with pytest.raises(DataError, match="disk full"):
         write_training_set(samples, tmp_path / "new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+
+    # An interruption (not an OSError) is not dressed up, and cleans up the same way.
+    def interrupted(target, array):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ts, "_write_tiff", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_training_set(samples[2:5], out, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[:2]]
+
+
+def test_a_sample_that_cannot_be_written_leaves_no_folder_behind(tmp_path, samples):
+    """A real failure halfway: the third sample's file name is too long for the file system."""
+    longest = os.pathconf(tmp_path, "PC_NAME_MAX")
+    bad = samples[2]
+    # The folder name fits; "<name>.tif" inside it does not.
+    too_long = TrainingSample(bad.image, bad.mask, bad.prev_mask, "x" * (longest - 2))
+    with pytest.raises(DataError, match="cannot write the training set .*new.*Nothing was written"):
+        write_training_set([*samples[:2], too_long, *samples[3:5]], tmp_path / "new")
+    assert list(tmp_path.iterdir()) == []
+    # Replacing an existing set: the old one stays, complete, and nothing else is left.
+    old = write_training_set(samples[:2], tmp_path / "set")
+    with pytest.raises(DataError, match="Nothing was written"):
+        write_training_set([*samples[2:4], too_long], old, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+    assert [s.name for s in read_training_set(old)[0]] == [s.name for s in samples[:2]]
+
+
+def test_failed_final_rename_puts_the_old_set_back(tmp_path, samples, monkeypatch):
+    out = write_training_set(samples[:2], tmp_path / "set")
+    real_rename = Path.rename
+
+    def rename(self, target):
+        if self.name.endswith(".tmp") and Path(target) == out:
+            raise OSError("rename refused")
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename)
+    with pytest.raises(DataError, match="rename refused"):
+        write_training_set(samples[2:4], out, overwrite=True)
+    monkeypatch.undo()
+    assert [p.name for p in tmp_path.iterdir()] == ["set"]
+    assert [s.name for s in read_training_set(out)[0]] == [s.name for s in samples[:2]]
+
+
+def test_public_names_from_their_homes():
+    import rescunet_ij.data as data
+    import rescunet_ij.data.training_set as old_home
+    import rescunet_ij.io as rio
+
+    assert rio.read_training_set is read_training_set and rio.TrainingSample is TrainingSample
+    assert rio.META_FILE == META_FILE == "rescunet_training_set.json"
+    assert data.samples_from_masks is samples_from_masks and data.TrainingSample is TrainingSample
+    # The old module re-exports the same objects until every caller imports the new homes.
+    for name in old_home.__all__:
+        assert getattr(old_home, name) is getattr(rio if hasattr(rio, name) else data, name)
+
+
+def test_non_numeric_image_is_refused_before_writing(tmp_path, samples):
+    s = samples[0]
+    odd = TrainingSample(s.image.astype(complex), s.mask, s.prev_mask, "odd")
+    with pytest.raises(DataError, match="sample odd: the image holds complex128 values"):
+        write_training_set([samples[1], odd], tmp_path / "set")
+    with pytest.raises(DataError, match="complex128"):
+        write_training_zip([odd], tmp_path / "t.zip")
+    assert list(tmp_path.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- checking outputs
+
+
+def test_check_training_set_output(tmp_path, samples):
+    assert check_training_set_output(tmp_path / "new") == tmp_path / "new"
+    assert not (tmp_path / "new").exists()  # checking creates nothing
+    (tmp_path / "empty").mkdir()
+    check_training_set_output(tmp_path / "empty")
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(DataError, match="it is a file"):
+        check_training_set_output(tmp_path / "file", overwrite=True)
+    existing = write_training_set(samples[:1], tmp_path / "set")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        check_training_set_output(existing)
+    assert check_training_set_output(existing, overwrite=True) == existing
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"x")
+    with pytest.raises(DataError, match="not a training set"):
+        check_training_set_output(tmp_path / "photos", overwrite=True)
+
+
+def test_check_training_zip_output(tmp_path, samples):
+    assert check_training_zip_output(tmp_path / "sub" / "t.zip") == tmp_path / "sub" / "t.zip"
+    assert list(tmp_path.iterdir()) == []
+    z = write_training_zip(samples[:1], tmp_path / "t.zip")
+    with pytest.raises(OutputExistsError, match="overwrite"):
+        check_training_zip_output(z)
+    assert check_training_zip_output(z, overwrite=True) == z
+    (tmp_path / "folder.zip").mkdir()
+    with pytest.raises(DataError, match="it is a folder"):
+        check_training_zip_output(tmp_path / "folder.zip", overwrite=True)
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(DataError, match="notes.txt is a file, not a folder"):
+        check_training_zip_output(tmp_path / "notes.txt" / "t.zip")
+
+
+def test_both_outputs_checked_before_any_work(tmp_path, samples):
+    """The make-training-set flow (issue 7.5): an existing zip refuses before a folder is made."""
+    z = write_training_zip(samples[:1], tmp_path / "existing.zip")
+    before = z.read_bytes()
+    out = tmp_path / "ts_new"
+    with pytest.raises(OutputExistsError):
+        check_training_set_output(out)
+        check_training_zip_output(z)
+        write_training_set(samples, out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["existing.zip"]
+    assert z.read_bytes() == before
+    # write_training_zip itself refuses before reading its input (which does not even exist).
+    with pytest.raises(OutputExistsError):
+        write_training_zip(tmp_path / "no_such_set", z)
 
 
 def test_write_rejects_bad_samples(tmp_path, samples):
@@ -223,6 +346,53 @@ def test_zip_round_trip(tmp_path, samples):
     back2, meta2 = read_training_set(z2)
     _assert_same(samples, back2)
     assert meta2["source"] == "m.tif"
+
+
+def test_failed_zip_write_leaves_no_file(tmp_path, samples, monkeypatch):
+    z = write_training_zip(samples[:2], tmp_path / "t.zip")
+    before = z.read_bytes()
+
+    def broken(target, array):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(ts, "_write_tiff", broken)
+    with pytest.raises(OSError, match="disk full"):
+        write_training_zip(samples, tmp_path / "new.zip")
+    with pytest.raises(OSError, match="disk full"):
+        write_training_zip(samples, z, overwrite=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["t.zip"]
+    assert z.read_bytes() == before
+
+
+def test_zip_path_index_lists_like_zipfile_path(tmp_path, samples):
+    """The reader's zipfile.Path with an index lists folders exactly as zipfile.Path does."""
+    z = tmp_path / "nested.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("top/a/image/a.tif", b"1")  # folders only implied
+        zf.writestr("top/a/mask/", b"")  # an explicit folder entry
+        zf.writestr("top/b.txt", b"2")
+        zf.writestr("c.json", b"3")
+    with zipfile.ZipFile(z) as zf:
+        ours = ts._ZipPath(zf)
+
+        def walk(node):
+            return sorted(
+                (c.name, c.is_dir(), walk(c) if c.is_dir() else None) for c in node.iterdir()
+            )
+
+        with zipfile.ZipFile(z) as zf2:
+            assert walk(ours) == walk(zipfile.Path(zf2))
+        assert sorted(c.name for c in (ours / "top" / "a").iterdir()) == ["image", "mask"]
+        with pytest.raises(ValueError):
+            list((ours / "c.json").iterdir())
+
+
+def test_zip_with_backslash_names_is_refused_clearly(tmp_path, samples):
+    z = tmp_path / "windows.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("t0002_obj0001\\image\\t0002_obj0001.tif", b"x")
+    with pytest.raises(DataError, match=r"backslashes.*export-training-zip"):
+        read_training_set(z)
 
 
 def test_zip_with_one_top_folder(tmp_path, samples):

@@ -20,8 +20,8 @@ from torch.utils.data import Dataset, Sampler
 
 from ..config import NormalizationConfig
 from ..errors import DataError
+from ..io.training_set import TrainingSample
 from ..types import bounding_box
-from .training_set import TrainingSample
 from .windows import clamp_origin, extract_windows, to_network
 
 __all__ = ["EpochSampler", "WindowDataset", "foreground_fraction", "weight_map"]

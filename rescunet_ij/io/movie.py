@@ -21,6 +21,8 @@ Inside rescunet-ij a movie is an :class:`xarray.DataArray` with dims exactly
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import re
 import struct
@@ -125,7 +127,8 @@ def _map_dims(names: Sequence[str]) -> tuple[list[str], bool]:
     if unknown:
         raise DataError(
             f"unknown movie dimension(s) {unknown} in {list(names)}; expected names from "
-            "t, z, c, y, x (also upper case), PyImageJ's t, pln, ch, row, col, or S for RGB samples. "
+            "t, z, c, y, x (also upper case), PyImageJ's t, pln, ch, row, col, or S for RGB "
+            "samples. "
             "Rename them, e.g. data.rename({'" + unknown[0] + "': 't'})"
         )
     dup = sorted({d for d in mapped if mapped.count(d) > 1})
@@ -152,6 +155,66 @@ def _coord_step(da: xr.DataArray, dim: str) -> float | None:
     if step <= 0 or not np.allclose(np.diff(values.astype(np.float64)), step, rtol=1e-4):
         return None
     return None if np.isclose(step, 1.0) else step
+
+
+_NON_NUMERIC: dict[str, tuple[str, str]] = {
+    "c": (
+        "complex numbers",
+        "take the magnitude or the real part first: np.abs(data) or data.real",
+    ),
+    "O": (
+        "Python objects",
+        "such arrays come from images of different sizes or from values mixed with None; make "
+        "one numeric array first, e.g. np.stack(images).astype(np.float32)",
+    ),
+    "U": ("text", "convert the values to numbers first, e.g. data.astype(np.float32)"),
+    "S": ("bytes", "convert the values to numbers first, e.g. data.astype(np.float32)"),
+    "M": ("dates/times", "a movie holds intensities, not time stamps; pass the image data"),
+    "m": ("time spans", "a movie holds intensities, not time spans; pass the image data"),
+}
+
+
+def _check_pixel_type(dtype: Any) -> None:
+    """Refuse arrays whose values are not bool, integer or float intensities."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "biuf":
+        return
+    what, advice = _NON_NUMERIC.get(
+        dtype.kind, ("not plain numbers", "convert them first, e.g. data.astype(np.float32)")
+    )
+    raise DataError(
+        f"the movie's pixels are {what} (dtype {dtype}); rescunet-ij needs bool, integer or "
+        f"float pixels -- {advice}"
+    )
+
+
+def _array_and_names(data: Any, dims: str | Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
+    """A numpy array of ``data`` and the names of its dims (YX for 2-D, TYX for 3-D by default)."""
+    try:
+        values = np.asarray(data)
+    except ValueError as exc:  # e.g. a list of images of different sizes
+        raise DataError(
+            f"cannot make one array of the movie data ({exc}); give a numpy array, or a "
+            "list of images that all have the same size"
+        ) from exc
+    if dims is None:
+        if values.ndim == 2:
+            names = ["y", "x"]
+        elif values.ndim == 3:
+            names = ["t", "y", "x"]
+        else:
+            raise DataError(
+                f"a {values.ndim}-D array needs dims= to say what its axes are, e.g. "
+                "dims='TZCYX' or dims='TYXC' (2-D arrays are taken as YX, 3-D as TYX)"
+            )
+    else:
+        names = _parse_dims(dims)
+    if len(names) != values.ndim:
+        raise DataError(
+            f"dims {''.join(names) if all(len(n) == 1 for n in names) else names} has "
+            f"{len(names)} axes but the array has {values.ndim} (shape {values.shape})"
+        )
+    return values, names
 
 
 def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -> xr.DataArray:
@@ -183,8 +246,9 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
     Raises
     ------
     DataError
-        For unknown or repeated dim names, a missing y or x axis, or an array whose number of
-        dimensions does not match ``dims``.
+        For unknown or repeated dim names, a missing y or x axis, an array whose number of
+        dimensions does not match ``dims``, or pixels that are not bool, integer or float
+        (complex, object, text, date/time arrays).
     """
     if isinstance(data, xr.DataArray):
         names = list(data.dims) if dims is None else _parse_dims(dims)
@@ -204,26 +268,10 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
         base = {**inferred, **{k: v for k, v in data.attrs.items() if v is not None}}
         values = data.data
     else:
-        values = np.asarray(data)
-        if dims is None:
-            if values.ndim == 2:
-                names = ["y", "x"]
-            elif values.ndim == 3:
-                names = ["t", "y", "x"]
-            else:
-                raise DataError(
-                    f"a {values.ndim}-D array needs dims= to say what its axes are, e.g. "
-                    "dims='TZCYX' or dims='TYXC' (2-D arrays are taken as YX, 3-D as TYX)"
-                )
-        else:
-            names = _parse_dims(dims)
-        if len(names) != values.ndim:
-            raise DataError(
-                f"dims {''.join(names) if all(len(n) == 1 for n in names) else names} has "
-                f"{len(names)} axes but the array has {values.ndim} (shape {values.shape})"
-            )
+        values, names = _array_and_names(data, dims)
         mapped, rgb = _map_dims(names)
         base = {}
+    _check_pixel_type(values.dtype)
     if values.ndim and 0 in values.shape:
         raise DataError(
             f"the movie is empty (shape {tuple(values.shape)}); it needs at least one pixel"
@@ -242,7 +290,7 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
 
 
 def _unescape(text: Any) -> str | None:
-    """ImageJ escapes non-ASCII characters in its description as ``\\uXXXX``."""
+    r"""ImageJ escapes non-ASCII characters in its description as ``\uXXXX``."""
     if text is None:
         return None
     s = str(text)
@@ -342,6 +390,218 @@ def _check_tiff_path(path: Path) -> None:
         )
 
 
+# ------------------------------------------------------------------------ tifffile's log records
+
+_PAGE_LIST_BROKEN = re.compile(
+    r"invalid page offset|invalid offset to first page|corrupted tag list"
+)
+_REPR_PREFIX = re.compile(r"^(<[^>]*>\s*)+")
+
+
+class TiffLog(logging.Filter):
+    """Keep tifffile's log records off the terminal while rescunet-ij reads a TIFF.
+
+    tifffile reports problems it works around (a damaged ImageJ header, a page offset past the end
+    of the file) through :mod:`logging` (logger ``"tifffile"``) instead of raising; with logging
+    not configured Python prints them raw on stderr, into the CLI's output. Used as a context
+    manager, this filter collects the records so the reader can turn them into a
+    :class:`~rescunet_ij.errors.DataError` or a warning. Records of every thread are collected
+    while it is active, because tifffile decodes pages in worker threads. Shared with
+    :mod:`rescunet_ij.io.training_set`.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Collect the record and keep it from every handler."""
+        self.records.append(record)
+        return False
+
+    def __enter__(self) -> TiffLog:
+        logging.getLogger("tifffile").addFilter(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("tifffile").removeFilter(self)
+
+    def messages(self) -> list[str]:
+        """The warnings and errors recorded, without tifffile's object prefixes, each once."""
+        out: list[str] = []
+        for rec in self.records:
+            if rec.levelno >= logging.WARNING:
+                text = _REPR_PREFIX.sub("", rec.getMessage()).strip()
+                if text and text not in out:
+                    out.append(text)
+        return out
+
+    @property
+    def page_list_broken(self) -> bool:
+        """Whether tifffile met a page offset past the end of the file or a cut directory."""
+        return any(_PAGE_LIST_BROKEN.search(rec.getMessage()) for rec in self.records)
+
+
+# ---------------------------------------------------------------------------- truncated files
+
+
+@dataclass(frozen=True)
+class _ImageJHeader:
+    """What the ImageJ description of a TIFF announces."""
+
+    images: int  # TIFF images (pages) the file should hold; 0 when the header is invalid
+    parts: str  # e.g. "20 frames x 2 channels"
+    fields: str  # the raw numbers, e.g. "images=40 frames=20 channels=2"
+
+    @classmethod
+    def from_tiff(cls, tif: Any) -> _ImageJHeader | None:
+        meta = tif.imagej_metadata
+        if not meta:
+            return None
+        keys = ("images", "frames", "slices", "channels")
+        fields = " ".join(f"{k}={meta[k]}" for k in keys if k in meta)
+        try:
+            images, frames, slices, channels = (int(meta.get(k, 1)) for k in keys)
+        except (TypeError, ValueError):
+            return cls(0, "", fields)
+        if min(images, frames, slices, channels) < 1:
+            return cls(0, "", fields)
+        # RGB pages, or Bio-Formats' separate samples, hold all channels in one page.
+        shaped = tuple(getattr(tif.pages.first, "shaped", (1, 1, 1, 1, 1)))
+        in_page = channels > 1 and channels in (shaped[0], shaped[-1])
+        planes = frames * slices * (1 if in_page else channels)
+        named = [(frames, "frames"), (slices, "slices"), (1 if in_page else channels, "channels")]
+        parts = " x ".join(f"{n} {what}" for n, what in named if n > 1)
+        return cls(planes if planes > 1 else images, parts, fields)
+
+    def describe(self) -> str:
+        """``"40 images (20 frames x 2 channels)"``."""
+        return f"{self.images} images" + (f" ({self.parts})" if self.parts else "")
+
+
+def _complete_images(tif: Any, wanted: int | None) -> tuple[int, bool]:
+    """Count the images whose data lie wholly inside the file, from the start.
+
+    Parameters
+    ----------
+    tif
+        The open ``tifffile.TiffFile``.
+    wanted
+        The number of images the ImageJ header announces (None without a header).
+
+    Returns
+    -------
+    count : int
+        Complete images (at most ``wanted``).
+    past_end : bool
+        Whether some image data reach past the end of the file.
+    """
+    size = int(tif.filehandle.size)
+    pages: list[Any] = []
+    with contextlib.suppress(*_DECODE_ERRORS):  # a cut page list just ends (tifffile logs it)
+        pages.extend(tif.pages)
+    complete, past_end = 0, False
+    for page in pages:
+        spans = list(zip(page.dataoffsets, page.databytecounts))
+        if not spans or any(o + n > size for o, n in spans):
+            past_end = bool(spans)
+            break
+        complete += 1
+    if wanted is None:
+        return complete, past_end
+    first = tif.pages.first
+    stored = sum(first.databytecounts)
+    if first.compression == 1 and len(first.dataoffsets) == 1 and stored > 0:
+        # ImageJ stores the pixels of all images in one block after the first page directory;
+        # the other directories follow the block (and are lost first when the file is cut).
+        start = first.dataoffsets[0]
+        if all(p.offset >= start + wanted * stored for p in pages[1:]):
+            block = (size - start) // stored
+            past_end = past_end or block < wanted
+            complete = max(complete, block)
+    return min(complete, wanted), past_end
+
+
+_CUT_OFF = (
+    "the file was probably cut off while copying or saving -- copy it again or re-save it in "
+    "Fiji (File > Save As > Tiff...)"
+)
+
+
+def _truncation_error(
+    tif: Any, header: _ImageJHeader | None, name: str, log: TiffLog
+) -> DataError | None:
+    """A DataError when the file holds fewer images than its header or page list announce."""
+    if header is not None and header.images > 0:
+        readable, past_end = _complete_images(tif, header.images)
+        if readable >= header.images:
+            return None
+        if past_end or log.page_list_broken:
+            return DataError(
+                f"{name} is truncated: its ImageJ header announces {header.describe()} but only "
+                f"{readable} can be read; {_CUT_OFF}"
+            )
+        return DataError(
+            f"{name} does not match its ImageJ header: the header announces {header.describe()} "
+            f"but the file holds {readable}; another program may have changed the file -- open "
+            f"it in Fiji, check Image > Properties... and save it again ({_FIJI_SAVE_HINT})"
+        )
+    readable, past_end = _complete_images(tif, None)
+    if past_end:
+        return DataError(
+            f"{name} is truncated: the file ends inside the data of image {readable + 1}, so "
+            f"only {readable} complete image(s) can be read; {_CUT_OFF}"
+        )
+    if log.page_list_broken:
+        return DataError(
+            f"{name} is truncated: the file ends after image {readable} but its list of images "
+            f"goes on; {_CUT_OFF}"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------ read_movie
+
+_DECODE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, ValueError, struct.error, IndexError, KeyError, TypeError, RuntimeError,
+)  # fmt: skip
+
+
+def _read_tiff(path: Path, log: TiffLog) -> tuple[np.ndarray, str, int, dict[str, Any]]:
+    """Pixels, tifffile's axes codes, the photometric tag and the calibration of series 0."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tif:
+        if not tif.series:
+            raise DataError(
+                f"{path.name} holds no image data; save the movie again ({_FIJI_SAVE_HINT})"
+            )
+        series = tif.series[0]
+        header = _ImageJHeader.from_tiff(tif)
+        try:
+            data = series.asarray()
+        except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
+            error = _truncation_error(tif, header, path.name, log)
+            if error is not None:
+                raise error from exc
+            raise
+        dropped = header is not None and series.kind in ("generic", "uniform")
+        if dropped or log.page_list_broken or tuple(data.shape) != tuple(series.shape):
+            error = _truncation_error(tif, header, path.name, log)
+            if error is not None:
+                raise error
+        if header is not None and header.images == 0:
+            log.records.clear()  # the warning below says it all
+            warnings.warn(
+                f"{path.name}: ignored its invalid ImageJ header ({header.fields}) and read its "
+                f"{len(tif.pages)} image(s) as frames; if they are z-planes or channels, set "
+                "the order in Fiji (Image > Hyperstacks > Stack to Hyperstack...) and save again",
+                stacklevel=3,
+            )
+        photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
+        return data, str(series.axes).upper(), photometric, _calibration(tif)
+
+
 def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
     """Read a TIFF movie (ImageJ hyperstack, OME-TIFF or plain multi-page TIFF).
 
@@ -362,38 +622,52 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
     Raises
     ------
     DataError
-        If the file does not exist, is not a TIFF, cannot be decoded, or has extra axes that
+        If the file does not exist, is not a TIFF, cannot be decoded, is truncated (it holds
+        fewer images than its ImageJ header or its page list announce), or has extra axes that
         cannot be mapped to t, z, c.
+
+    Warns
+    -----
+    UserWarning
+        When tifffile reported a problem it worked around (its log records are caught and never
+        printed raw), e.g. an invalid ImageJ header that was ignored.
     """
     import tifffile
 
     path = Path(path)
     _check_tiff_path(path)
     try:
-        with tifffile.TiffFile(path) as tif:
-            if not tif.series:
-                raise DataError(
-                    f"{path.name} holds no image data; save the movie again ({_FIJI_SAVE_HINT})"
-                )
-            series = tif.series[0]
-            axes = str(series.axes).upper()
-            data = series.asarray()
-            photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
-            attrs = _calibration(tif)
+        with TiffLog() as log:
+            data, axes, photometric, attrs = _read_tiff(path, log)
     except DataError:
         raise
     except MemoryError as exc:
         raise DataError(
             f"{path.name} is too large to load into memory; crop it in Fiji first"
         ) from exc
-    except (tifffile.TiffFileError, OSError, ValueError, struct.error, IndexError, KeyError,
-            TypeError, RuntimeError) as exc:  # fmt: skip
+    except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
         raise DataError(
             f"cannot read {path.name}: {exc}. The file may be truncated or corrupted; "
             f"open it in Fiji and save it again ({_FIJI_SAVE_HINT})"
         ) from exc
+    data, keep, rgb = _tiff_axes_to_movie(data, axes, photometric, path.name)
+    attrs.update(source=str(path), rgb=rgb)
+    movie = as_movie(data, dims=keep, **attrs)
+    if log.messages():
+        t, z, c, y, x = (int(movie.sizes[d]) for d in AXES)
+        warnings.warn(
+            f"{path.name}: the TIFF reader reported: {'; '.join(log.messages())}. It was read "
+            f"as {t} frame(s) x {z} z-plane(s) x {c} channel(s) of {x}x{y} pixels; if that looks "
+            f"wrong, open it in Fiji and save it again ({_FIJI_SAVE_HINT})",
+            stacklevel=2,
+        )
+    return movie
 
-    # Map tifffile's axes codes; drop singleton axes we do not know, refuse the others.
+
+def _tiff_axes_to_movie(
+    data: np.ndarray, axes: str, photometric: int, name: str
+) -> tuple[np.ndarray, list[str], bool]:
+    """Map tifffile's axes codes to ours; drop unknown singleton axes, refuse the others."""
     codes = {"T": "t", "Q": "t", "I": "t", "Z": "z", "C": "c", "S": "c", "Y": "y", "X": "x"}
     by_target: dict[str, list[int]] = {}
     squeeze: list[int] = []
@@ -404,7 +678,7 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
                 squeeze.append(i)
                 continue
             raise DataError(
-                f"{path.name} has an axis {ax!r} of size {data.shape[i]} (axes {axes}) that is "
+                f"{name} has an axis {ax!r} of size {data.shape[i]} (axes {axes}) that is "
                 "not time, z, channel, y or x; make it a time or z axis in Fiji "
                 "(Image > Hyperstacks > Re-order Hyperstack...) and save again"
             )
@@ -414,7 +688,7 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
         big = [i for i in idx if data.shape[i] > 1]
         if len(big) > 1:
             raise DataError(
-                f"{path.name} has axes {axes} with shape {data.shape}: two axes of size > 1 "
+                f"{name} has axes {axes} with shape {data.shape}: two axes of size > 1 "
                 f"both mean {target!r}; combine or split them in Fiji first"
             )
         keep_i = big[0] if big else idx[0]
@@ -423,9 +697,7 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
     rgb = any(axes[i] == "S" and data.shape[i] > 1 for i in chosen) and photometric == 2
     if squeeze:
         data = data.squeeze(axis=tuple(sorted(squeeze)))
-    keep = [chosen[i] for i in sorted(chosen)]
-    attrs.update(source=str(path), rgb=rgb)
-    return as_movie(data, dims=keep, **attrs)
+    return data, [chosen[i] for i in sorted(chosen)], rgb
 
 
 # ------------------------------------------------------------------------------- plane selection
@@ -455,8 +727,9 @@ def _pick(name: str, value: int, size: int, flag: str) -> int:
         raise ConfigError(f"{name} must be an integer index; got {value!r}")
     if not 0 <= int(value) < size:
         raise DataError(
-            f"{name} {int(value) + 1} (1-based; {int(value)} 0-based) does not exist: the movie has "
-            f"{size} {name}s; pick one with {flag} 1..{size} (1-based; {name}=0..{size - 1} in Python)"
+            f"{name} {int(value) + 1} (1-based; {int(value)} 0-based) does not exist: the movie "
+            f"has {size} {name}s; pick one with {flag} 1..{size} (1-based; {name}=0..{size - 1} "
+            "in Python)"
         )
     return int(value)
 

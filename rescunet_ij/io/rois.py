@@ -1,4 +1,4 @@
-"""ImageJ ROIs (``.roi`` files and ROI Manager ``RoiSet.zip``) <-> :class:`~rescunet_ij.types.Outline`.
+"""ImageJ ROIs (``.roi`` files, ROI Manager ``RoiSet.zip``) <-> :class:`~rescunet_ij.types.Outline`.
 
 This module (with :mod:`rescunet_ij.bridge`) is the only place where ImageJ's **1-based**
 stack positions appear; everything it returns is 0-based.
@@ -122,7 +122,7 @@ def object_color(object_id: int) -> str:
 
 
 def composite_part(rings: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
-    """The part of a composite (ShapeRoi) ROI that rescunet-ij uses, and a note when parts are dropped.
+    """The part of a composite (ShapeRoi) ROI that rescunet-ij uses; a note when parts are dropped.
 
     The largest ring by area is the object's outline; holes and other parts are dropped (one
     outline per object and frame). Shared by the file reader and the ImageJ bridge.
@@ -346,122 +346,71 @@ def _resolve_position(
     return frame, z, c
 
 
-def raw_rois_to_outlines(
-    raws: Iterable[RawRoi],
-    *,
-    n_frames: int,
-    n_slices: int = 1,
-    n_channels: int = 1,
-    image_shape: tuple[int, int] | None = None,
-    identity: Identity | str = Identity.AUTO,
-    default_frame: int | None = None,
-    default_z: int | None = None,
-    source: str = "the ROI set",
-) -> list[Outline]:
-    """Turn decoded ROIs into outlines (see :func:`read_rois` for the rules)."""
-    for name, v in (("n_frames", n_frames), ("n_slices", n_slices), ("n_channels", n_channels)):
-        if int(v) < 1:
-            raise ConfigError(f"{name} must be >= 1; got {v}")
-    raws = list(raws)
-    skipped: list[str] = []
-    degenerate: list[str] = []
-    outside: list[str] = []
-    clipped: list[str] = []
-    no_frame: list[str] = []
-    no_z: list[str] = []
-    kept: list[tuple[RawRoi, np.ndarray, int, int, int | None]] = []
-    for raw in raws:
-        label = describe_roi(raw.name, raw.index_in_file)
-        if raw.kind not in _AREA_KINDS or raw.polygon is None:
-            skipped.append(f"{label} ({raw.kind})")
-            continue
-        frame, z, c = _resolve_position(raw, n_channels, n_slices, n_frames)
-        if n_channels == 1:
-            c = None  # one channel: "this channel" and "all channels" are the same
-        if frame is None:
-            if n_frames == 1:
-                frame = 0
-            elif default_frame is not None:
-                frame = int(default_frame)
-            else:
-                no_frame.append(label)
-                continue
-        if z is None:
-            if n_slices == 1:
-                z = 0
-            elif default_z is not None:
-                z = int(default_z)
-            else:
-                no_z.append(label)
-                continue
-        poly = np.asarray(raw.polygon, dtype=np.float64).reshape(-1, 2)
-        if len(poly) > 1 and np.array_equal(poly[0], poly[-1]):
-            poly = poly[:-1]
-        if len(np.unique(poly, axis=0)) < 3 or polygon_area(poly) <= 1e-9:
-            degenerate.append(label)
-            continue
-        if image_shape is not None:
-            h, w = int(image_shape[0]), int(image_shape[1])
-            if (
-                (poly[:, 0] < 0).any()
-                or (poly[:, 0] > w).any()
-                or (poly[:, 1] < 0).any()
-                or (poly[:, 1] > h).any()
-            ):
-                poly = clip_polygon(poly, (h, w))
-                if polygon_area(poly) <= 1e-9 or not polygon_to_mask(poly, (h, w)).any():
-                    outside.append(label)
-                    continue
-                clipped.append(label)
-        # An outline that contains no pixel centre would be an empty mask: useless as a prompt.
-        x0, y0 = np.floor(poly.min(axis=0))
-        x1, y1 = np.ceil(poly.max(axis=0))
-        local = polygon_to_mask(poly - [x0, y0], (int(y1 - y0) + 1, int(x1 - x0) + 1))
-        if not local.any():
-            degenerate.append(label)
-            continue
-        if raw.note:
-            _warn(f"{source}: ROI {label} {raw.note}")
-        kept.append((raw, poly, frame, z, c))
+def _no_position_error(
+    source: str, labels: list[str], axis: str, size: int, plural: str, parameter: str
+) -> DataError:
+    """ROIs without a frame (or z) position on a movie that has several: how to fix that."""
+    place = "frame" if axis == "frame" else "plane"
+    return DataError(
+        f"{source}: {len(labels)} ROI(s) have no {axis} position but the movie has {size} "
+        f"{plural}: {short_list(labels)}. Fix it in Fiji: show the ROI's {place}, select the "
+        "ROI and set its position with ROI Manager > More > Properties... (or delete it and "
+        f"press 'Add' again while the movie shows that {place}); then save the ROIs again (ROI "
+        "Manager > More > Save...). The rescunet-ij command line has no option to assign a "
+        f"position to such ROIs; in Python, pass the 0-based {place} as {parameter}= to "
+        "rescunet_ij.io.rois.read_rois or rescunet_ij.bridge.roimanager_to_outlines"
+    )
 
-    if skipped:
-        _warn(
-            f"{source}: skipped {len(skipped)} ROI(s) without an area (only area ROIs such as "
-            f"polygons, freehand, rectangles and ovals are outlines): {short_list(skipped)}"
-        )
-    if degenerate:
-        _warn(
-            f"{source}: skipped {len(degenerate)} degenerate ROI(s) (fewer than 3 distinct points, "
-            f"zero area or no pixel inside): {short_list(degenerate)}"
-        )
-    if outside:
-        _warn(
-            f"{source}: skipped {len(outside)} ROI(s) entirely outside the image: {short_list(outside)}"
-        )
-    if clipped:
-        _warn(
-            f"{source}: clipped {len(clipped)} ROI(s) reaching outside the image: {short_list(clipped)}"
-        )
-    if no_frame:
-        raise DataError(
-            f"{source}: {len(no_frame)} ROI(s) have no frame position but the movie has {n_frames} "
-            f"frames: {short_list(no_frame)}. Set their positions in Fiji (show the ROI's frame, "
-            "select the ROI and use ROI Manager > More > Properties..., or delete it and press "
-            "'Add' again while the movie shows its frame), or tell rescunet-ij which frame they "
-            "belong to (default_frame=...)"
-        )
-    if no_z:
-        raise DataError(
-            f"{source}: {len(no_z)} ROI(s) have no z position but the movie has {n_slices} "
-            f"z-planes: {short_list(no_z)}. Set their positions in Fiji (ROI Manager > More > "
-            "Properties...) or tell rescunet-ij which plane they belong to (default_z=...)"
-        )
-    if not kept:
-        raise DataError(
-            f"{source} holds no usable outline ({len(raws)} ROI(s) read, none an area ROI on the "
-            "movie); draw the objects with the polygon, freehand, oval or wand tool and add them "
-            "to the ROI Manager"
-        )
+
+def _in_movie(value: int | None, size: int, default: int | None) -> int | None:
+    """A resolved 0-based position; on a one-plane axis 0, else ``default`` (None: unknown)."""
+    if value is not None:
+        return value
+    if size == 1:
+        return 0
+    return None if default is None else int(default)
+
+
+def _usable_polygon(
+    raw: RawRoi, image_shape: tuple[int, int] | None
+) -> tuple[np.ndarray | None, str]:
+    """The ROI's polygon, clipped to the image; the verdict is ok/clipped/degenerate/outside."""
+    poly = np.asarray(raw.polygon, dtype=np.float64).reshape(-1, 2)
+    if len(poly) > 1 and np.array_equal(poly[0], poly[-1]):
+        poly = poly[:-1]
+    if len(np.unique(poly, axis=0)) < 3 or polygon_area(poly) <= 1e-9:
+        return None, "degenerate"
+    verdict = "ok"
+    if image_shape is not None:
+        h, w = int(image_shape[0]), int(image_shape[1])
+        x, y = poly[:, 0], poly[:, 1]
+        if (x < 0).any() or (x > w).any() or (y < 0).any() or (y > h).any():
+            poly = clip_polygon(poly, (h, w))
+            if polygon_area(poly) <= 1e-9 or not polygon_to_mask(poly, (h, w)).any():
+                return None, "outside"
+            verdict = "clipped"
+    # An outline that contains no pixel centre would be an empty mask: useless as a prompt.
+    x0, y0 = np.floor(poly.min(axis=0))
+    x1, y1 = np.ceil(poly.max(axis=0))
+    if not polygon_to_mask(poly - [x0, y0], (int(y1 - y0) + 1, int(x1 - x0) + 1)).any():
+        return None, "degenerate"
+    return poly, verdict
+
+
+_DROPPED = {
+    "skipped": "skipped {n} ROI(s) without an area (only area ROIs such as polygons, freehand, "
+    "rectangles and ovals are outlines)",
+    "degenerate": "skipped {n} degenerate ROI(s) (fewer than 3 distinct points, zero area or no "
+    "pixel inside)",
+    "outside": "skipped {n} ROI(s) entirely outside the image",
+    "clipped": "clipped {n} ROI(s) reaching outside the image",
+}
+
+
+_Kept = tuple[RawRoi, np.ndarray, int, int, "int | None"]
+
+
+def _outlines(kept: list[_Kept], identity: Identity | str) -> list[Outline]:
     records = [
         RoiRecord(
             name=raw.name,
@@ -494,6 +443,64 @@ def raw_rois_to_outlines(
         )
     outlines.sort(key=lambda o: o.sort_key)
     return outlines
+
+
+def raw_rois_to_outlines(
+    raws: Iterable[RawRoi],
+    *,
+    n_frames: int,
+    n_slices: int = 1,
+    n_channels: int = 1,
+    image_shape: tuple[int, int] | None = None,
+    identity: Identity | str = Identity.AUTO,
+    default_frame: int | None = None,
+    default_z: int | None = None,
+    source: str = "the ROI set",
+) -> list[Outline]:
+    """Turn decoded ROIs into outlines (see :func:`read_rois` for the rules)."""
+    for name, v in (("n_frames", n_frames), ("n_slices", n_slices), ("n_channels", n_channels)):
+        if int(v) < 1:
+            raise ConfigError(f"{name} must be >= 1; got {v}")
+    raws = list(raws)
+    dropped: dict[str, list[str]] = {key: [] for key in _DROPPED}
+    no_frame: list[str] = []
+    no_z: list[str] = []
+    kept: list[_Kept] = []
+    for raw in raws:
+        label = describe_roi(raw.name, raw.index_in_file)
+        if raw.kind not in _AREA_KINDS or raw.polygon is None:
+            dropped["skipped"].append(f"{label} ({raw.kind})")
+            continue
+        frame, z, c = _resolve_position(raw, n_channels, n_slices, n_frames)
+        if n_channels == 1:
+            c = None  # one channel: "this channel" and "all channels" are the same
+        frame = _in_movie(frame, n_frames, default_frame)
+        z = _in_movie(z, n_slices, default_z)
+        if frame is None or z is None:
+            (no_frame if frame is None else no_z).append(label)
+            continue
+        poly, verdict = _usable_polygon(raw, image_shape)
+        if verdict != "ok":
+            dropped[verdict].append(label)
+        if poly is None:
+            continue
+        if raw.note:
+            _warn(f"{source}: ROI {label} {raw.note}")
+        kept.append((raw, poly, frame, z, c))
+    for key, labels in dropped.items():
+        if labels:
+            _warn(f"{source}: {_DROPPED[key].format(n=len(labels))}: {short_list(labels)}")
+    if no_frame:
+        raise _no_position_error(source, no_frame, "frame", n_frames, "frames", "default_frame")
+    if no_z:
+        raise _no_position_error(source, no_z, "z", n_slices, "z-planes", "default_z")
+    if not kept:
+        raise DataError(
+            f"{source} holds no usable outline ({len(raws)} ROI(s) read, none an area ROI on the "
+            "movie); draw the objects with the polygon, freehand, oval or wand tool and add them "
+            "to the ROI Manager"
+        )
+    return _outlines(kept, identity)
 
 
 def _float_prop(props: dict[str, Any], key: str) -> float | None:

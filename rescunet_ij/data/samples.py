@@ -1,0 +1,138 @@
+"""Training samples cut from a movie and per-object masks (the PyJAMAS crop rule).
+
+A sample is one object in frame t: a crop of the frame, the object's mask in frame t (the target)
+and in frame t-1 (the prompt). Crops are larger than the network window (about twice its size)
+so the training dataset can move the window around the object
+(:class:`rescunet_ij.data.dataset.WindowDataset`). How samples are stored on disk is
+:mod:`rescunet_ij.io.training_set`'s business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..errors import DataError
+from ..io.training_set import TrainingSample, warn_skipped
+from ..types import bounding_box
+
+__all__ = ["TrainingSample", "samples_from_masks"]
+
+
+def _crop_range(p0: int, p1: int, u0: int, u1: int, size_w: int, length: int) -> tuple[int, int]:
+    """Crop along one axis: ~2x the window, at least the union extent + window, centred on prev."""
+    size = max(2 * size_w, (u1 - u0) + size_w)
+    lo = int(np.floor((p0 + p1) / 2 - size / 2))
+    hi = lo + size
+    # Centring on the previous mask may leave too little room on the side the object moved to.
+    lo = min(lo, u0 - size_w // 2)
+    hi = max(hi, u1 + (size_w - size_w // 2))
+    return max(lo, 0), min(hi, length)
+
+
+def _window(window: int | tuple[int, int]) -> tuple[int, int]:
+    wh, ww = (
+        (window, window) if isinstance(window, (int, np.integer)) else tuple(int(v) for v in window)
+    )
+    if wh < 1 or ww < 1:
+        raise DataError(f"window must be positive, got {(wh, ww)}")
+    return int(wh), int(ww)
+
+
+def _sample(
+    planes: np.ndarray,
+    t: int,
+    obj: int,
+    cur: np.ndarray,
+    prev: np.ndarray,
+    window: tuple[int, int],
+) -> TrainingSample | str:
+    """The sample of object ``obj`` in frame ``t``, or why it was skipped."""
+    pb, cb = bounding_box(prev), bounding_box(cur)
+    if pb is None or cb is None:
+        which = "its mask in the previous frame" if pb is None else "its mask"
+        return f"object {obj} frame {t + 1} ({which} is empty)"
+    (wh, ww), (height, width) = window, cur.shape
+    u = (min(pb[0], cb[0]), max(pb[1], cb[1]), min(pb[2], cb[2]), max(pb[3], cb[3]))
+    y0, y1 = _crop_range(pb[0], pb[1], u[0], u[1], wh, height)
+    x0, x1 = _crop_range(pb[2], pb[3], u[2], u[3], ww, width)
+    return TrainingSample(
+        image=np.array(planes[t, ..., y0:y1, x0:x1]),
+        mask=cur[y0:y1, x0:x1].copy(),
+        prev_mask=prev[y0:y1, x0:x1].copy(),
+        name=f"t{t + 1:04d}_obj{obj:04d}",
+    )
+
+
+def samples_from_masks(
+    planes: np.ndarray,
+    masks: Mapping[int, Mapping[int, np.ndarray]],
+    window: int | tuple[int, int],
+) -> list[TrainingSample]:
+    """Cut training samples from a movie and per-object masks.
+
+    One sample is made for every object and frame ``t`` that has masks of that object in frames
+    ``t`` and ``t - 1``. Its crop is about twice the window (at least the bounding box of both
+    masks plus one window), centred on the previous mask and clipped to the image.
+
+    Parameters
+    ----------
+    planes
+        ``(N, Y, X)`` or ``(N, C, Y, X)`` movie planes (frames), 0-based frame index first.
+    masks
+        ``masks[object_id][frame]`` is the ``(Y, X)`` bool mask of that object in that frame.
+    window
+        The native-pixel window size ``(h, w)`` (or one int) the network will see.
+
+    Returns
+    -------
+    list of TrainingSample
+        Named ``t<frame>_obj<id>`` with the 1-based frame, e.g. ``t0003_obj0002``; sorted by
+        frame, then object.
+
+    Raises
+    ------
+    DataError
+        If a mask's size differs from the planes' or a frame index is outside the movie.
+
+    Warns
+    -----
+    UserWarning
+        Once, naming each (object, 1-based frame) skipped because its mask or previous mask is
+        empty.
+    """
+    planes = np.asarray(planes)
+    if planes.ndim not in (3, 4):
+        raise DataError(
+            "planes must be (frames, Y, X) or (frames, C, Y, X), got an array of shape "
+            f"{planes.shape}"
+        )
+    win = _window(window)
+    n, (height, width) = planes.shape[0], planes.shape[-2:]
+    out: list[tuple[int, int, TrainingSample]] = []
+    skipped: list[str] = []
+    for obj in sorted(masks):
+        frames = masks[obj]
+        for t in sorted(frames):
+            if not 0 <= t < n:
+                raise DataError(
+                    f"object {obj} has a mask in frame {t + 1} but the movie has {n} frame(s); "
+                    "masks must belong to frames of this movie"
+                )
+            cur = np.asarray(frames[t], dtype=bool)
+            if cur.shape != (height, width):
+                raise DataError(
+                    f"the mask of object {obj} in frame {t + 1} is {cur.shape[0]}x{cur.shape[1]} "
+                    f"pixels but the movie is {height}x{width}; masks must cover the whole frame"
+                )
+            if t - 1 not in frames:
+                continue
+            made = _sample(planes, t, obj, cur, np.asarray(frames[t - 1], dtype=bool), win)
+            if isinstance(made, str):
+                skipped.append(made)
+            else:
+                out.append((t, obj, made))
+    warn_skipped(skipped, "sample(s) with empty masks")
+    out.sort(key=lambda x: (x[0], x[1]))
+    return [s for _, _, s in out]
