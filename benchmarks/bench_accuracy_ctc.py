@@ -200,7 +200,7 @@ def _parse_frames(text: str | None) -> slice | None:
 # =============================================================================== training
 def training_samples(seq: Sequence, window: int) -> list:
     """One sample per object and consecutive pair of frames that both have its SEG mask."""
-    from rescunet_ij.data.training_set import samples_from_masks
+    from rescunet_ij.data.samples import samples_from_masks
 
     shape = seq.images.shape[1:]
     samples = []

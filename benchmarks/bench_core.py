@@ -168,7 +168,7 @@ def _synthetic_samples(s: dict[str, Any]) -> list:
     """Training samples (one per object and frame with a previous frame) from a synthetic movie."""
     import numpy as np
 
-    from rescunet_ij.data.training_set import samples_from_masks
+    from rescunet_ij.data.samples import samples_from_masks
     from rescunet_ij.sample_data import synthetic_movie
 
     n = s["frame_size"]

@@ -123,20 +123,12 @@ def _identity(identity: Any) -> Identity:
 
 
 def _offset(movie: Any, dim: str) -> int:
-    """The movie's own index of its first frame/plane: an integer xarray coordinate, else 0."""
-    coords = getattr(movie, "coords", None)
-    if coords is None or dim not in coords:
+    """The movie's own index of its first frame/plane (its integer ``t``/``z`` labels), else 0."""
+    if not hasattr(movie, "coords"):
         return 0
-    values = np.asarray(coords[dim].values)
-    if (
-        values.ndim == 1
-        and values.size
-        and values.dtype.kind in "iu"
-        and values[0] >= 0
-        and np.all(np.diff(values) == 1)
-    ):
-        return int(values[0])
-    return 0  # calibrated (e.g. seconds) or irregular labels are not frame numbers
+    from .io.movie import index_origin
+
+    return index_origin(movie, dim)
 
 
 def _movie(movie: Any) -> xr.DataArray:
@@ -154,18 +146,13 @@ def _movie(movie: Any) -> xr.DataArray:
         return read_movie(movie)
     from .io.movie import as_movie as _as
 
-    t0, z0 = _offset(movie, "t"), _offset(movie, "z")
     if not hasattr(movie, "dims"):  # numpy arrays and nested lists
         if isinstance(movie, (dict, set)) or np.isscalar(movie):
             raise DataError(
                 f"movie must be an image array or a movie from api.read_movie; got "
                 f"{type(movie).__name__}"
             )
-        movie = np.asarray(movie)
-    mv = _as(movie)
-    return mv.assign_coords(
-        t=np.arange(t0, t0 + mv.sizes["t"]), z=np.arange(z0, z0 + mv.sizes["z"])
-    )
+    return _as(movie)  # keeps the frame/plane numbers of a cut-out (its t/z labels)
 
 
 def _extent(movie: xr.DataArray) -> tuple[int, int, int, int, int]:
@@ -500,17 +487,29 @@ def make_training_set(
     channel: int | None = None,
     z: int | None = None,
     axis: Axis = "t",
+    zip_path: str | Path | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Build a training set (PyJAMAS folder layout) from a movie and its outlined objects.
 
     One sample per (object, frame whose previous frame also has that object's outline). The crops
     are cut around the object at the scale training and propagation share: ``subimage_size``
-    native pixels (default 64, i.e. no rescaling at the default input size).
+    native pixels (default 64, i.e. no rescaling at the default input size). With ``zip_path``
+    the set is also packed as a zip for the Colab notebook. Both outputs are checked before any
+    work and written completely or not at all.
     """
-    from .data.training_set import samples_from_masks, write_training_set
+    from .data.samples import samples_from_masks
+    from .io.training_set import (
+        check_training_set_output,
+        check_training_zip_output,
+        write_training_set,
+        write_training_zip,
+    )
 
     axis = _axis(axis)
+    check_training_set_output(out_dir, overwrite)
+    if zip_path is not None:
+        check_training_zip_output(zip_path, overwrite)
     mv = _movie(movie)
     outlines = _outlines(outlines, mv)
     channel = _index(channel, "channel")
@@ -540,14 +539,18 @@ def make_training_set(
         "channel": channel,
         "z": z,
     }
-    return write_training_set(samples, out_dir, meta=meta, overwrite=overwrite)
+    if zip_path is None:
+        return write_training_set(samples, out_dir, meta=meta, overwrite=overwrite)
+    with output_group():  # the zip's rename waits for the folder: both or neither
+        write_training_zip(samples, zip_path, overwrite=overwrite, meta=meta)
+        return write_training_set(samples, out_dir, meta=meta, overwrite=overwrite)
 
 
 def export_training_zip(
     training_dir: str | Path, zip_path: str | Path, *, overwrite: bool = False
 ) -> Path:
     """Pack a training-set folder into ``testtrain.zip`` (the layout the Colab notebook expects)."""
-    from .data.training_set import write_training_zip
+    from .io.training_set import write_training_zip
 
     return write_training_zip(training_dir, zip_path, overwrite=overwrite)
 
@@ -557,7 +560,7 @@ def training_set_info(path: str | Path) -> dict[str, Any]:
 
     Reads and checks every sample, so a broken set fails here with a message naming the sample.
     """
-    from .data.training_set import read_training_set
+    from .io.training_set import read_training_set
 
     samples, meta = read_training_set(path)
     window = meta.get("window_size")
@@ -611,7 +614,7 @@ def train(
     existing model (fine-tuning) and keeps its architecture unless one is given explicitly.
     ``output`` (with its ``.history.csv`` and ``.training.png``) is checked before any work.
     """
-    from .data.training_set import read_training_set
+    from .io.training_set import read_training_set
     from .io.atomic import check_writable
     from .train.loop import config_for_finetune, train_model
 

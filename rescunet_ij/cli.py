@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 import typer
 
 from . import __version__
-from .errors import OutputExistsError, RescunetError
+from .errors import RescunetError
 
 app = typer.Typer(
     name="rescunet-ij",
@@ -81,14 +81,9 @@ def make_training_set(
     """Build a training set (PyJAMAS layout: image/, mask/, prev_mask/ per sample)."""
     from . import api
 
-    if out_dir.exists() and not overwrite:  # both outputs are checked before any work
-        raise OutputExistsError(
-            f"{out_dir} already exists; choose another folder or pass --overwrite"
-        )
-    api.check_outputs([zip_path], overwrite=overwrite)
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
-    out = api.make_training_set(
+    out = api.make_training_set(  # checks both outputs before any work
         mv,
         outlines,
         out_dir,
@@ -96,13 +91,13 @@ def make_training_set(
         channel=_one_based(channel, "channel"),
         z=_one_based(z, "z-plane"),
         axis=_check_axis(axis),
+        zip_path=zip_path,
         overwrite=overwrite,
     )
     n = sum(1 for p in out.iterdir() if p.is_dir())
     _console().print(f"[green]wrote {n} training samples to {out}[/green]")
     if zip_path is not None:
-        zp = api.export_training_zip(out, zip_path, overwrite=overwrite)
-        _console().print(f"[green]wrote {zp}[/green]")
+        _console().print(f"[green]wrote {zip_path}[/green]")
 
 
 @app.command("export-training-zip")

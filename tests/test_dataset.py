@@ -11,7 +11,8 @@ from torch.utils.data import DataLoader
 
 from rescunet_ij.config import NormalizationConfig
 from rescunet_ij.data.dataset import EpochSampler, WindowDataset, foreground_fraction
-from rescunet_ij.data.training_set import TrainingSample, samples_from_masks
+from rescunet_ij.data.samples import samples_from_masks
+from rescunet_ij.io.training_set import TrainingSample
 from rescunet_ij.errors import DataError
 from rescunet_ij.sample_data import synthetic_movie
 from rescunet_ij.train.loss import iou_per_sample, weight_map, weighted_cross_entropy

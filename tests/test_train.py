@@ -12,7 +12,7 @@ import torch
 
 from rescunet_ij.config import NormalizationConfig, TrainConfig, make_config
 from rescunet_ij.data.dataset import WindowDataset
-from rescunet_ij.data.training_set import samples_from_masks
+from rescunet_ij.data.samples import samples_from_masks
 from rescunet_ij.errors import ConfigError, DataError, OutputExistsError
 from rescunet_ij.io.checkpoint import load_model, model_from_network
 from rescunet_ij.model import build_model

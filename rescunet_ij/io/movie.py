@@ -43,6 +43,7 @@ __all__ = [
     "MOVIE_ATTRS",
     "PlaneSeriesInfo",
     "as_movie",
+    "index_origin",
     "read_movie",
     "select_plane_series",
     "write_movie",
@@ -149,7 +150,8 @@ def _coord_step(da: xr.DataArray, dim: str) -> float | None:
     if dim not in da.coords:
         return None
     values = np.asarray(da.coords[dim].values)
-    if values.ndim != 1 or values.size < 2 or values.dtype.kind not in "iuf":
+    # Integer labels are frame/plane numbers (ours, or a cut-out's), not a physical calibration.
+    if values.ndim != 1 or values.size < 2 or values.dtype.kind != "f":
         return None
     step = float(values[1] - values[0])
     if step <= 0 or not np.allclose(np.diff(values.astype(np.float64)), step, rtol=1e-4):
@@ -239,9 +241,12 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
     -------
     xarray.DataArray
         A view (no copy when possible) with dims ``("t", "z", "c", "y", "x")``, missing dims
-        added with size 1, and all movie attrs present. Coordinates are dropped; a uniform
-        numeric ``x``/``z``/``t`` coordinate (as PyImageJ provides) fills ``pixel_size``,
-        ``z_spacing`` or ``frame_interval`` when those are not set.
+        added with size 1, and all movie attrs present. ``t`` and ``z`` carry the frame and
+        plane numbers (0-based) as integer coordinates: taken over from an integer ``t``/``z``
+        coordinate of ``data`` (so ``movie.isel(t=slice(10, 20))`` stays frames 10..19), else
+        counted from 0. Other coordinates are dropped; a uniform numeric ``x``/``z``/``t``
+        coordinate (as PyImageJ provides) fills ``pixel_size``, ``z_spacing`` or
+        ``frame_interval`` when those are not set.
 
     Raises
     ------
@@ -266,11 +271,13 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
         if steps.get("t"):
             inferred["frame_interval"] = steps["t"]
         base = {**inferred, **{k: v for k, v in data.attrs.items() if v is not None}}
+        firsts = {m: index_origin(data, str(orig)) for orig, m in zip(data.dims, mapped)}
         values = data.data
     else:
         values, names = _array_and_names(data, dims)
         mapped, rgb = _map_dims(names)
         base = {}
+        firsts = {}
     _check_pixel_type(values.dtype)
     if values.ndim and 0 in values.shape:
         raise DataError(
@@ -283,7 +290,31 @@ def as_movie(data: Any, dims: str | Sequence[str] | None = None, **attrs: Any) -
         out = out.expand_dims(missing)
     out = out.transpose(*AXES)
     out.attrs = _normalise_attrs(base, extra, attrs)
-    return out
+    t0, z0 = firsts.get("t", 0), firsts.get("z", 0)
+    return out.assign_coords(
+        t=np.arange(t0, t0 + out.sizes["t"]), z=np.arange(z0, z0 + out.sizes["z"])
+    )
+
+
+def index_origin(da: xr.DataArray, dim: str) -> int:
+    """The number of the first frame/plane of ``da`` along ``dim`` (0 without an index coordinate).
+
+    An integer, consecutive, non-negative coordinate holds the frame/plane numbers (what
+    :func:`as_movie` writes and ``isel`` keeps); anything else (calibrated or irregular labels)
+    counts from 0.
+    """
+    if dim not in da.coords:
+        return 0
+    values = np.asarray(da.coords[dim].values)
+    if (
+        values.ndim == 1
+        and values.size
+        and values.dtype.kind in "iu"
+        and values[0] >= 0
+        and np.all(np.diff(values) == 1)
+    ):
+        return int(values[0])
+    return 0  # calibrated (seconds, microns) or irregular labels are not frame numbers
 
 
 # --------------------------------------------------------------------------------------- reading

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from ..config import NormalizationConfig, TrainConfig
 from ..data.dataset import EpochSampler, WindowDataset
-from ..data.training_set import TrainingSample
+from ..io.training_set import TrainingSample
 from ..device import autocast_dtype, resolve_device
 from ..errors import ConfigError, DataError
 from ..io.atomic import check_overwrite
@@ -230,8 +230,8 @@ def train_model(
     Parameters
     ----------
     samples
-        Training samples (:func:`~rescunet_ij.data.training_set.read_training_set` or
-        :func:`~rescunet_ij.data.training_set.samples_from_masks`); a seeded
+        Training samples (:func:`~rescunet_ij.io.training_set.read_training_set` or
+        :func:`~rescunet_ij.data.samples.samples_from_masks`); a seeded
         ``config.validation_fraction`` of them is held out for validation.
     config
         Training settings. With ``normalization.mode == "max"`` and no ``max_value``, the

@@ -166,7 +166,7 @@ def test_export_training_set(ij1, rm, sim, tmp_path):
         rm.addRoi(java_polygon_roi(o.polygon, name=f"cell {o.object_id}", position=o.frame + 1))
     out = export_training_set(out_dir=tmp_path / "set", subimage_size=32)
     assert out.is_dir() and any(out.iterdir())
-    from rescunet_ij.data.training_set import read_training_set
+    from rescunet_ij.io.training_set import read_training_set
 
     samples, meta = read_training_set(out)
     assert len(samples) == 6  # 3 objects x (frame 2 from 1, frame 3 from 2)
