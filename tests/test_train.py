@@ -308,9 +308,10 @@ def test_bad_inputs(samples):
         )
 
 
-def _flaky_forward(monkeypatch, fail_above: int):
+def _flaky_forward(monkeypatch, fail_above: int, error=None):
     real = trainer_mod.build_model
     seen = []
+    error = error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     def build(cfg):
         net = real(cfg)
@@ -319,7 +320,7 @@ def _flaky_forward(monkeypatch, fail_above: int):
         def f(image, prev):
             seen.append(image.shape[0])
             if image.shape[0] > fail_above:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                raise error
             return forward(image, prev)
 
         net.forward = f
@@ -337,6 +338,24 @@ def test_out_of_memory_halves_the_batch(samples, monkeypatch):
     assert [m.rsplit(" ", 1)[-1] for m in messages] == ["4", "2"]
     assert res.batch_size == 2 and len(res.history) == 1
     assert max(seen[-3:]) <= 2  # the finished epoch ran with batches of at most 2
+
+
+def test_cpu_out_of_memory_halves_the_batch(samples, monkeypatch):
+    """The CPU allocator (and MPS) raise a plain RuntimeError: recognised all the same."""
+    error = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 2147483648 bytes"
+    )
+    _flaky_forward(monkeypatch, fail_above=4, error=error)
+    with pytest.warns(UserWarning, match="^out of memory in epoch 1: .* batch size 4$"):
+        res = train_model(samples, _config(epochs=1, batch_size=8), output=None)
+    assert res.batch_size == 4 and len(res.history) == 1
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(samples, monkeypatch):
+    _flaky_forward(monkeypatch, fail_above=0, error=RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train_model(samples, _config(epochs=1), output=None)
 
 
 def test_out_of_memory_at_batch_one(samples, monkeypatch):
