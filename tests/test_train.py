@@ -18,7 +18,7 @@ from rescunet_ij.io.checkpoint import load_model, model_from_network
 from rescunet_ij.model import build_model
 from rescunet_ij.sample_data import synthetic_movie
 from rescunet_ij.train import TrainCallbacks, config_for_finetune, train_model
-from rescunet_ij.train import loop as loop_mod
+from rescunet_ij.train import trainer as trainer_mod
 from rescunet_ij.train.loss import iou_per_sample
 
 
@@ -57,7 +57,7 @@ def _config(**kw):
 def spy_network(monkeypatch):
     """Capture the network the loop builds, and record (grad enabled, training mode) per forward."""
     state = {"net": None, "calls": []}
-    real = loop_mod.build_model
+    real = trainer_mod.build_model
 
     def build(cfg):
         net = real(cfg)
@@ -67,7 +67,7 @@ def spy_network(monkeypatch):
         state["net"] = net
         return net
 
-    monkeypatch.setattr(loop_mod, "build_model", build)
+    monkeypatch.setattr(trainer_mod, "build_model", build)
     return state
 
 
@@ -162,7 +162,7 @@ def test_early_stopping(samples):
 def test_reduce_lr_on_plateau(samples, monkeypatch):
     # A constant loss never improves after epoch 1: patience 1 cuts the rate after epoch 3.
     monkeypatch.setattr(
-        loop_mod, "weighted_cross_entropy", lambda logits, t, w: logits.float().mean() * 0 + 1.0
+        trainer_mod, "weighted_cross_entropy", lambda logits, t, w: logits.float().mean() * 0 + 1.0
     )
     res = train_model(
         samples[:8],
@@ -192,7 +192,8 @@ def test_fine_tune_architecture_mismatch(samples):
     other = _config(model={"input_size": 32, "base_filters": 8, "concatenation_level": 2})
     with pytest.raises(
         ConfigError,
-        match=r"concatenation level: the model has 1, the settings ask for 2; base filters: the model has 4, the settings ask for 8",
+        match=r"concatenation level: the model has 1, the settings ask for 2; "
+        r"base filters: the model has 4, the settings ask for 8",
     ) as e:
         train_model(samples, other, output=None, init_from=start)
     assert "--init-from keeps the original architecture" in str(e.value)
@@ -307,9 +308,10 @@ def test_bad_inputs(samples):
         )
 
 
-def _flaky_forward(monkeypatch, fail_above: int):
-    real = loop_mod.build_model
+def _flaky_forward(monkeypatch, fail_above: int, error=None):
+    real = trainer_mod.build_model
     seen = []
+    error = error or torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     def build(cfg):
         net = real(cfg)
@@ -318,13 +320,13 @@ def _flaky_forward(monkeypatch, fail_above: int):
         def f(image, prev):
             seen.append(image.shape[0])
             if image.shape[0] > fail_above:
-                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+                raise error
             return forward(image, prev)
 
         net.forward = f
         return net
 
-    monkeypatch.setattr(loop_mod, "build_model", build)
+    monkeypatch.setattr(trainer_mod, "build_model", build)
     return seen
 
 
@@ -336,6 +338,24 @@ def test_out_of_memory_halves_the_batch(samples, monkeypatch):
     assert [m.rsplit(" ", 1)[-1] for m in messages] == ["4", "2"]
     assert res.batch_size == 2 and len(res.history) == 1
     assert max(seen[-3:]) <= 2  # the finished epoch ran with batches of at most 2
+
+
+def test_cpu_out_of_memory_halves_the_batch(samples, monkeypatch):
+    """The CPU allocator (and MPS) raise a plain RuntimeError: recognised all the same."""
+    error = RuntimeError(
+        "[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory: "
+        "you tried to allocate 2147483648 bytes"
+    )
+    _flaky_forward(monkeypatch, fail_above=4, error=error)
+    with pytest.warns(UserWarning, match="^out of memory in epoch 1: .* batch size 4$"):
+        res = train_model(samples, _config(epochs=1, batch_size=8), output=None)
+    assert res.batch_size == 4 and len(res.history) == 1
+
+
+def test_other_runtime_errors_are_not_taken_for_out_of_memory(samples, monkeypatch):
+    _flaky_forward(monkeypatch, fail_above=0, error=RuntimeError("shape mismatch"))
+    with pytest.raises(RuntimeError, match="shape mismatch"):
+        train_model(samples, _config(epochs=1), output=None)
 
 
 def test_out_of_memory_at_batch_one(samples, monkeypatch):
@@ -350,7 +370,7 @@ def test_out_of_memory_at_batch_one(samples, monkeypatch):
 
 def test_diverged_training_is_reported(samples, monkeypatch):
     monkeypatch.setattr(
-        loop_mod,
+        trainer_mod,
         "weighted_cross_entropy",
         lambda logits, t, w: logits.float().mean() * float("nan"),
     )
@@ -360,7 +380,7 @@ def test_diverged_training_is_reported(samples, monkeypatch):
 
 @pytest.mark.slow
 def test_small_model_learns_synthetic_movie(tmp_path):
-    """The settings the demo relies on: a small model reaches IoU > 0.8 in about a minute on 2 CPU cores.
+    """The demo's settings: a small model reaches IoU > 0.8 in about a minute on 2 CPU cores.
 
     152 samples (two 20-frame 128x128 movies, 4 objects), input 48 = window 48, base filters 8,
     batch 16, lr 3e-3: validation IoU passes 0.8 by epoch 2 and is ~0.9 after 12 epochs. No
@@ -405,7 +425,8 @@ def test_small_model_learns_synthetic_movie(tmp_path):
     prompts = torch.stack([b["prev_mask"][0] for b in batch]).long()
     copy_iou = iou_per_sample(torch.stack([1 - prompts, prompts], 1).float(), targets).mean().item()
     print(
-        f"trained {len(res.history)} epochs in {seconds:.0f} s; best val IoU {best['val_iou']:.3f}; "
-        f"held-out IoU {iou:.3f} (copying the prompt: {copy_iou:.3f})"
+        f"trained {len(res.history)} epochs in {seconds:.0f} s; "
+        f"best val IoU {best['val_iou']:.3f}; held-out IoU {iou:.3f} "
+        f"(copying the prompt: {copy_iou:.3f})"
     )
     assert iou > 0.8 and iou > copy_iou + 0.05

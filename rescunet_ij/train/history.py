@@ -19,7 +19,10 @@ HISTORY_FIELDS = ("epoch", "train_loss", "train_iou", "val_loss", "val_iou", "lr
 
 
 def history_paths(model_path: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """The CSV and PNG paths that belong to a model file: ``<stem>.history.csv`` and ``<stem>.training.png``."""
+    """The history files that belong to a model file.
+
+    Returns ``(<stem>.history.csv, <stem>.training.png)`` in the model's folder.
+    """
     p = Path(model_path)
     return p.with_name(f"{p.stem}.history.csv"), p.with_name(f"{p.stem}.training.png")
 
@@ -32,7 +35,9 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def write_history_csv(history: Sequence[dict[str, Any]], path: str | os.PathLike[str]) -> Path:
+def write_history_csv(
+    history: Sequence[dict[str, Any]], path: str | os.PathLike[str], *, overwrite: bool = True
+) -> Path:
     """Write one row per epoch; missing values (no validation set) are empty cells.
 
     Parameters
@@ -41,6 +46,8 @@ def write_history_csv(history: Sequence[dict[str, Any]], path: str | os.PathLike
         Per-epoch dicts with the keys of :data:`HISTORY_FIELDS` (others are appended as columns).
     path
         The CSV file (replaced atomically).
+    overwrite
+        If false and ``path`` exists, raise :class:`~rescunet_ij.errors.OutputExistsError`.
 
     Returns
     -------
@@ -50,7 +57,7 @@ def write_history_csv(history: Sequence[dict[str, Any]], path: str | os.PathLike
     fields = list(HISTORY_FIELDS)
     for rec in history:
         fields += [k for k in rec if k not in fields]
-    with atomic_write(path, "w", newline="") as fh:
+    with atomic_write(path, "w", newline="", overwrite=overwrite) as fh:
         writer = csv.writer(fh)
         writer.writerow(fields)
         for rec in history:
@@ -74,6 +81,7 @@ def plot_history(
     *,
     best_epoch: int | None = None,
     title: str | None = None,
+    overwrite: bool = True,
 ) -> Path:
     """Plot loss and IoU per epoch (training and validation) to a PNG.
 
@@ -89,6 +97,8 @@ def plot_history(
         Marked with a dashed line when given.
     title
         Figure title.
+    overwrite
+        If false and ``path`` exists, raise :class:`~rescunet_ij.errors.OutputExistsError`.
 
     Returns
     -------
@@ -131,4 +141,4 @@ def plot_history(
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    return atomic_write_bytes(path, buf.getvalue())
+    return atomic_write_bytes(path, buf.getvalue(), overwrite=overwrite)
