@@ -50,6 +50,7 @@ __all__ = [
     "PropagationRun",
     "TrainCallbacks",
     "TrainResult",
+    "TrainingInterrupted",
     "as_movie",
     "check_outputs",
     "export_training_zip",
@@ -85,6 +86,7 @@ _LAZY = {
     "LoadedModel": ".io.checkpoint",
     "TrainCallbacks": ".train.loop",
     "TrainResult": ".train.loop",
+    "TrainingInterrupted": ".train.loop",
 }
 
 

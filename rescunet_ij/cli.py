@@ -431,8 +431,9 @@ def main(argv: list[str] | None = None) -> int:
 
     0: done. 1: a bug in rescunet-ij (the traceback is shown, with how to report it). 2: bad
     usage or a problem with the input, the outputs or the machine, explained in one message
-    without a traceback. 130: interrupted (Ctrl-C); outputs are written atomically, so nothing
-    half-written is left.
+    without a traceback. 130/143: interrupted by Ctrl-C/SIGTERM; outputs are written
+    atomically, so nothing half-written is left, and an interrupted training saves its best
+    weights so far and says where.
     """
     warnings.showwarning = _show_warning
     try:
@@ -442,8 +443,10 @@ def main(argv: list[str] | None = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     except RescunetError as exc:
-        _console().print(f"[red]error:[/red] {exc}", highlight=False)
-        return 2
+        interrupted = exc.exit_code in (130, 143)  # Ctrl-C / SIGTERM, e.g. while training
+        label = "[yellow]interrupted:[/yellow]" if interrupted else "[red]error:[/red]"
+        _console().print(f"{label} {exc}", highlight=False)
+        return exc.exit_code
     except KeyboardInterrupt:
         _console().print(
             "interrupted; outputs are written atomically, so nothing half-written was left"

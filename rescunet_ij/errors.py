@@ -10,6 +10,9 @@ from __future__ import annotations
 class RescunetError(Exception):
     """Base class of every error rescunet-ij raises on purpose."""
 
+    exit_code: int = 2
+    """The command line's exit status for this error (2: a problem with the input or setup)."""
+
 
 class ConfigError(RescunetError, ValueError):
     """A parameter is outside its allowed range or inconsistent with another one."""

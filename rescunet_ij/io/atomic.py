@@ -90,6 +90,10 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> WriteError:
     """A :class:`WriteError` naming ``path``, the system's reason and what to do about it."""
     code = exc.errno
     reason = exc.strerror or str(exc) or type(exc).__name__
+    if code is None and _disk_is_full(Path(path)):
+        # Some writers (tifffile: "110592 requested and 20304 written") report a short write
+        # without the system's error number; the free space tells what happened.
+        code = errno.ENOSPC
     if code in (errno.ENOSPC, getattr(errno, "EDQUOT", -1), errno.EFBIG):
         hint = "the disk is full (or the file too large for it); free some space or write elsewhere"
     elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
@@ -105,6 +109,18 @@ def write_error(path: str | os.PathLike[str], exc: OSError) -> WriteError:
     err.strerror = exc.strerror
     err.filename = str(path)
     return err
+
+
+def _disk_is_full(path: Path, below: int = 1 << 20) -> bool:
+    """Whether the file system that would hold ``path`` has less than ``below`` bytes free."""
+    import shutil
+
+    for folder in (path.parent, *path.parent.parents):
+        try:
+            return shutil.disk_usage(folder).free < below
+        except OSError:
+            continue
+    return False
 
 
 def _folder_of(path: Path) -> Path:
