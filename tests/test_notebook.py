@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -20,8 +22,10 @@ from rescunet_ij.errors import (
     DataError,
     MissingExtraError,
     OutputExistsError,
+    RescunetError,
 )
 from rescunet_ij.notebook import (
+    CELL_FILES,
     CELL_FOLDER,
     MODEL_FILE,
     TEST_MODE_ENV,
@@ -195,6 +199,142 @@ def test_generation_is_deterministic(tiny_config):
     a = nbformat.writes(build_training_notebook(config=tiny_config))
     b = nbformat.writes(build_training_notebook(config=tiny_config))
     assert a == b
+
+
+# --------------------------------------------------------------------------- the cell files
+def _code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _full_notebook(tiny_config):
+    return build_training_notebook(
+        config=tiny_config, drive_path="rescunet", test_movie="m.tif", test_rois="r.zip"
+    )
+
+
+def test_code_cells_are_the_package_files(tiny_config):
+    nb = _full_notebook(tiny_config)
+    assert [c.id for c in _code_cells(nb)] == list(CELL_FILES)
+    assert sorted(p.name for p in CELLS_DIR.glob("*.py")) == sorted(CELL_FILES.values())
+    filled = {"settings": {"TRAINING_ZIP", "DRIVE_PATH", "TEST_MOVIE", "TEST_ROIS", "MODEL_FILE",
+                           "PACKAGE_SPEC", "ALLOW_CPU", "GENERATOR_VERSION"},
+              "parameters": {"PARAMETERS"}}  # fmt: skip
+
+    def statements(source: str, skip: set[str]) -> list[str]:
+        return [
+            ast.dump(node)
+            for node in ast.parse(source).body
+            if not (isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in skip)
+        ]
+
+    for cell in _code_cells(nb):
+        template = (CELLS_DIR / CELL_FILES[cell.id]).read_text(encoding="utf-8")
+        if cell.id in filled:  # only the values of the filled-in names differ
+            assert statements(cell.source, filled[cell.id]) == statements(template, filled[cell.id])
+        else:
+            assert cell.source == template, f"cell {cell.id} differs from {CELL_FILES[cell.id]}"
+    # The test-mode switch the generator documents is the one the settings cell reads.
+    assert f'os.environ.get("{TEST_MODE_ENV}"' in _cell(nb, "settings")
+
+
+def test_cell_files_pass_ruff():
+    if shutil.which("ruff"):
+        ruff = [shutil.which("ruff")]
+    elif importlib.util.find_spec("ruff"):
+        ruff = [sys.executable, "-m", "ruff"]
+    else:
+        pytest.skip("ruff is not installed")
+    root = CELLS_DIR.parent.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("not run from a checkout: the ruff settings live in its pyproject.toml")
+    for command in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [*ruff, *command, "--no-cache", str(CELLS_DIR)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, f"ruff {' '.join(command)}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_generated_cells_use_only_the_api(tiny_config):
+    allowed_from = {
+        "rescunet_ij": {"api", "errors", "__version__"},
+        "rescunet_ij.errors": None,  # any exception class
+    }
+    for cell in _code_cells(_full_notebook(tiny_config)):
+        assert "import_module(" not in cell.source and "__import__(" not in cell.source
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "rescunet_ij":
+                        assert alias.name in ("rescunet_ij", "rescunet_ij.api"), (
+                            cell.id,
+                            alias.name,
+                        )
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rescunet_ij"):
+                assert node.module in allowed_from, (cell.id, node.module)
+                names = {a.name for a in node.names}
+                assert allowed_from[node.module] is None or names <= allowed_from[node.module], (
+                    cell.id,
+                    names,
+                )
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if node.value.id == "rescunet_ij":
+                    assert node.attr in ("__version__", "__file__"), (cell.id, node.attr)
+                elif node.value.id == "api":  # only the public API, nothing it imports
+                    assert node.attr in api.__all__, (cell.id, f"api.{node.attr}")
+
+
+class _Bindings(ast.NodeVisitor):
+    """The names a cell binds at its top level (not inside functions or comprehensions)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node) -> None:
+        self.names.add(node.name)  # its body is another scope
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Lambda(self, node) -> None:
+        pass
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+
+    def visit_Name(self, node) -> None:
+        if isinstance(node.ctx, ast.Store):
+            self.names.add(node.id)
+
+    def visit_alias(self, node) -> None:
+        self.names.add((node.asname or node.name).split(".")[0])
+
+
+def test_each_cell_takes_its_names_from_the_cells_above(tiny_config):
+    defined: set[str] = set()
+    for cell in _code_cells(_full_notebook(tiny_config)):
+        tree = ast.parse(cell.source)
+        taken = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "__main__"
+            for alias in node.names
+        }
+        assert taken <= defined, (
+            f"cell {cell.id} takes {sorted(taken - defined)} from no cell above"
+        )
+        bindings = _Bindings()
+        bindings.visit(tree)
+        defined |= bindings.names
+    assert "TRAINING_SET" in defined and "MODEL_PATH" in defined
+
+
+def test_a_damaged_cell_file_says_reinstall(monkeypatch, tiny_config):
+    import rescunet_ij.notebook as notebook
+
+    monkeypatch.setattr(notebook, "_cell_file", lambda name: "print('no settings here')\n")
+    with pytest.raises(RescunetError, match="reinstall rescunet-ij"):
+        build_training_notebook(config=tiny_config)
 
 
 # ------------------------------------------------------------------------- validation at generation
