@@ -1,4 +1,4 @@
-"""Generate the Colab notebook that trains a ReSCU-Net on a GPU (the seed's "generate training notebook").
+"""Generate the Colab notebook that trains a ReSCU-Net on a GPU (the seed's "training notebook").
 
 The notebook is built cell by cell with :mod:`nbformat` (an optional extra: ``pip install
 'rescunet-ij[notebook]'``). It
@@ -6,37 +6,47 @@ The notebook is built cell by cell with :mod:`nbformat` (an optional extra: ``pi
 1. introduces itself and lists the training parameters in a table;
 2. checks that the runtime has a GPU and says how to switch to one if not;
 3. installs rescunet-ij (the generator's version, or ``package_spec``);
-4. parses the training parameters (one ``TrainConfig`` JSON, validated again on Colab);
-5. unpacks the uploaded ``testtrain.zip`` or mounts Google Drive, and checks the training-set layout;
+4. reads the training parameters (checked again on Colab);
+5. finds the uploaded ``testtrain.zip`` or mounts Google Drive, and checks the training set;
 6. trains with per-epoch progress and shows the training curve;
 7. saves the model file (and copies it to Drive) and offers it for download;
 8. optionally propagates a test movie from its seed RoiSet and shows an overlay.
 
+The code cells are real Python files in ``rescunet_ij/notebook_cells/`` (package data, checked by
+ruff and the tests), copied into the notebook unchanged except two: the generator fills in the
+values of the *settings* cell (``settings.py``, Colab ``# @param`` form fields) and of the
+*training parameters* cell (``parameters.py``). The cells call only :mod:`rescunet_ij.api` (and
+:mod:`rescunet_ij.errors`); each takes the names it needs from the cells above with
+``from __main__ import ...`` (a notebook kernel's variables live in ``__main__``), so the linter
+sees every name and a cell run out of order says which name is missing.
+
 The parameters are validated when the notebook is generated, so a bad value fails here and not
 an hour later on Colab. Test mode: with the environment variable ``RESCUNET_NOTEBOOK_TEST=1`` set
 for the kernel, the GPU check accepts a CPU and the install step does nothing (the notebook then
-uses the rescunet-ij installed in the kernel's Python). The generated code calls only
-:mod:`rescunet_ij.api` and a few helpers of the package (progress callbacks, overlay picture).
+uses the rescunet-ij installed in the kernel's Python).
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import warnings
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from . import __version__
-from .config import TrainConfig, format_validation_error
-from .errors import ConfigError, MissingExtraError
+from .config import ModelConfig, TrainConfig, format_validation_error
+from .errors import ConfigError, MissingExtraError, RescunetError
 
 if TYPE_CHECKING:
     import nbformat
 
 __all__ = [
+    "CELL_FILES",
     "DEFAULT_TRAINING_ZIP",
     "MODEL_FILE",
     "TEST_MODE_ENV",
@@ -53,8 +63,50 @@ DEFAULT_TRAINING_ZIP = "testtrain.zip"
 MODEL_FILE = "rescunet_model.rescunet"
 """File name of the model the notebook trains (in the Colab working folder)."""
 
-TEST_RESULT_ROIS = "test_RoiSet_propagated.zip"
-TEST_OVERLAY_PNG = "test_overlay.png"
+CELL_FOLDER = "notebook_cells"
+"""The package-data folder (in ``rescunet_ij``) holding the code cells as ``.py`` files."""
+
+# The notebook from top to bottom: (cell id, "file.py" for a code cell, or the markdown text).
+# The introduction is generated; the code of "settings" and "parameters" is filled in.
+_LAYOUT: list[tuple[str, str]] = [
+    ("introduction", ""),
+    ("settings", "settings.py"),
+    (
+        "gpu-title",
+        "## 1. Check the GPU\nIf this cell fails, switch the runtime: **Runtime > Change runtime "
+        "type > GPU**, then **Runtime > Run all** again.",
+    ),
+    ("gpu-check", "gpu_check.py"),
+    ("install-title", "## 2. Install rescunet-ij"),
+    ("install", "install.py"),
+    (
+        "parameters-title",
+        "## 3. Training parameters\nThese were checked when the notebook was generated. You may "
+        "edit them; a wrong value stops here with a message naming it.",
+    ),
+    ("parameters", "parameters.py"),
+    (
+        "data-title",
+        "## 4. Training data\nThe uploaded zip (or the Drive path) is found and every sample is "
+        "checked: a folder with `image/`, `mask/` and `prev_mask/`, one TIFF in each.",
+    ),
+    ("data", "data.py"),
+    ("train-title", "## 5. Train"),
+    ("train", "train.py"),
+    ("curve", "curve.py"),
+    ("save-title", "## 6. Save and download the model"),
+    ("save", "save.py"),
+    (
+        "test-title",
+        "## 7. Optional: try the model on a test movie\nThe seed outlines (`TEST_ROIS`, outlines "
+        "on the first frame) are propagated through `TEST_MOVIE`; the result is a RoiSet.zip for "
+        "Fiji's ROI Manager and an overlay picture.",
+    ),
+    ("test-movie", "try_on_movie.py"),
+]
+
+CELL_FILES: dict[str, str] = {cid: text for cid, text in _LAYOUT if text.endswith(".py")}
+"""Code cell id -> its file in :data:`CELL_FOLDER`, in notebook order."""
 
 # Short explanations for the parameter table where the config field has no description.
 _DESCRIPTIONS = {
@@ -67,7 +119,9 @@ _DESCRIPTIONS = {
     "seed": "random seed (same seed, same split and augmentation)",
     "device": "auto = the GPU when there is one",
     "num_workers": "data-loading worker processes",
-    "normalization.mode": "percentile = per-window percentiles to 0..1; max = divide by the set's maximum",
+    "normalization.mode": (
+        "percentile = per-window percentiles to 0..1; max = divide by the set's maximum"
+    ),
     "normalization.low_percentile": "intensity mapped to 0 (percentile mode)",
     "normalization.high_percentile": "intensity mapped to 1 (percentile mode)",
     "normalization.max_value": "filled in by training (max mode)",
@@ -86,8 +140,8 @@ def _nbformat() -> Any:
 def _validated_config(config: Any) -> TrainConfig:
     """Re-validate ``config`` (a TrainConfig or a dict of its fields) through its JSON form.
 
-    The round trip is exactly what the notebook does on Colab, so a config that passes here also
-    passes there.
+    The notebook holds the values of this JSON form (as Python literals), so a config that passes
+    here also passes there.
     """
     if isinstance(config, TrainConfig):
         with warnings.catch_warnings():  # an unchecked (model_construct) config warns while dumped
@@ -131,378 +185,78 @@ def _check_text(value: Any, what: str, *, hint: str) -> str | None:
 
 
 def _py_str(value: str | None) -> str:
-    """A Python string literal for ``value`` (double quotes when possible; Colab forms like them)."""
+    """A Python string literal for ``value`` (double quotes when possible, as Colab forms write)."""
     value = value or ""
     if '"' not in value and "\\" not in value and value.isprintable():
         return f'"{value}"'
     return repr(value)
 
 
-# --------------------------------------------------------------------------- cell sources
-def _settings_source(
-    training_zip: str | None,
-    drive_path: str | None,
-    test_movie: str | None,
-    test_rois: str | None,
-    package_spec: str,
-    allow_cpu: bool,
-) -> str:
-    return f'''\
-# Settings. Change them here if your files have other names, then run all cells (Runtime > Run all).
-# TRAINING_ZIP: the training-set zip you upload with the Files pane (folder icon on the left).
-# DRIVE_PATH: instead of uploading, a zip or training-set folder on Google Drive, relative to "My Drive"
-#             (e.g. "rescunet/testtrain.zip"); when set, TRAINING_ZIP is ignored unless DRIVE_PATH is a
-#             folder that holds it.
-# TEST_MOVIE / TEST_ROIS: optional TIFF movie and its seed RoiSet.zip to try the trained model on.
-TRAINING_ZIP = {_py_str(training_zip)}  #@param {{type:"string"}}
-DRIVE_PATH = {_py_str(drive_path)}  #@param {{type:"string"}}
-TEST_MOVIE = {_py_str(test_movie)}  #@param {{type:"string"}}
-TEST_ROIS = {_py_str(test_rois)}  #@param {{type:"string"}}
-MODEL_FILE = {_py_str(MODEL_FILE)}  #@param {{type:"string"}}
-PACKAGE_SPEC = {_py_str(package_spec)}  #@param {{type:"string"}}
-ALLOW_CPU = {bool(allow_cpu)!r}  #@param {{type:"boolean"}}
-
-import os
-import sys
-
-GENERATOR_VERSION = {_py_str(__version__)}
-# {TEST_MODE_ENV}=1 in the kernel's environment = test mode: the GPU check accepts a CPU and the
-# install step does nothing (for running this notebook headless with rescunet-ij already installed).
-TEST_MODE = os.environ.get("{TEST_MODE_ENV}", "").strip().lower() not in ("", "0", "false", "no")
-IN_COLAB = "google.colab" in sys.modules
-print(f"running in {{'Colab' if IN_COLAB else 'a local Jupyter kernel'}}" + (" (test mode)" if TEST_MODE else ""))
-'''
-
-
-_GPU_SOURCE = '''\
-# Is there a GPU? Training on a CPU works, but takes hours instead of minutes.
-import shutil
-import subprocess
-
-
-def find_gpu():
-    """The name of this runtime's CUDA GPU, or None."""
+# --------------------------------------------------------------------------- cell code
+def _cell_file(name: str) -> str:
+    """The text of one cell file of :data:`CELL_FOLDER`."""
     try:
-        import torch
-    except ImportError:  # not installed yet: ask the driver directly
-        torch = None
-    if torch is not None:
-        return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    if shutil.which("nvidia-smi"):
-        out = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
-                             capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip():
-            return out.stdout.strip().splitlines()[0]
-    return None
+        return resources.files(__package__).joinpath(CELL_FOLDER, name).read_text("utf-8")
+    except OSError as exc:
+        raise RescunetError(
+            f"the notebook cell file {CELL_FOLDER}/{name} of rescunet-ij cannot be read ({exc}); "
+            "the installation is incomplete: reinstall rescunet-ij"
+        ) from None
 
 
-GPU_NAME = find_gpu()
-if GPU_NAME:
-    print(f"GPU runtime: {GPU_NAME}")
-elif TEST_MODE or ALLOW_CPU:
-    why = "test mode" if TEST_MODE else "ALLOW_CPU is ticked"
-    print(f"No GPU found; training on the CPU ({why}). This is slow for real training sets.")
-else:
-    raise RuntimeError(
-        "This runtime has no GPU, and training on a CPU would take a very long time.\\n"
-        "Switch to a GPU: Runtime > Change runtime type > Hardware accelerator: GPU (e.g. T4) > Save,\\n"
-        "then run the notebook again from the top (Runtime > Run all). Files you uploaded are lost when\\n"
-        "the runtime changes: upload them again.\\n"
-        "To train on the CPU anyway, tick ALLOW_CPU in the settings cell and run it again."
-    )
-'''
+def _literal(value: Any, indent: str = "") -> str:
+    """``value`` (str, number, bool, None, list, dict) as Python source; dicts one key a line."""
+    if isinstance(value, str):
+        return _py_str(value)
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal(v, indent) for v in value) + "]"
+    if isinstance(value, Mapping):
+        inner = indent + "    "
+        items = "".join(f"{inner}{_py_str(k)}: {_literal(v, inner)},\n" for k, v in value.items())
+        return "{\n" + items + indent + "}"
+    return repr(value)
 
-_INSTALL_SOURCE = """\
-# Install rescunet-ij (the version this notebook was generated with, unless PACKAGE_SPEC says otherwise).
-if TEST_MODE:
-    print(f"test mode: not installing; using the rescunet-ij of {sys.executable}")
-else:
-    if "rescunet_ij" in sys.modules:
-        print("rescunet-ij was already imported in this runtime: if the install below changes it, "
-              "restart the runtime (Runtime > Restart session) and run all cells again")
-    print(f"installing {PACKAGE_SPEC} ...")
-    proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", PACKAGE_SPEC],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\\n")
-        raise RuntimeError(
-            f"pip could not install {PACKAGE_SPEC!r} (its messages are above). Check PACKAGE_SPEC in the "
-            "settings cell (a version such as rescunet-ij==" + GENERATOR_VERSION + ", a git URL or a path) "
-            "and that the runtime is online, then run this cell again."
+
+def _fill(name: str, values: Mapping[str, Any]) -> str:
+    """The cell file ``name`` with the values of its top-level assignments ``NAME = ...`` replaced.
+
+    Only the value is replaced, so a comment after it (Colab's ``# @param``) stays. Every name must
+    be assigned exactly once at the top level of the file.
+    """
+    source = _cell_file(name)
+    assigned = [
+        (node.targets[0].id, node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign)
+        and len(node.targets) == 1
+        and isinstance(node.targets[0], ast.Name)
+        and node.targets[0].id in values
+    ]
+    if sorted(key for key, _ in assigned) != sorted(values):
+        raise RescunetError(
+            f"the notebook cell file {CELL_FOLDER}/{name} does not assign each of "
+            f"{', '.join(sorted(values))} once; reinstall rescunet-ij"
         )
-
-import rescunet_ij
-
-print(f"rescunet-ij {rescunet_ij.__version__} is ready ({rescunet_ij.__file__})")
-if rescunet_ij.__version__ != GENERATOR_VERSION:
-    print(f"note: this notebook was generated by rescunet-ij {GENERATOR_VERSION}; "
-          f"the installed version is {rescunet_ij.__version__}")
-"""
-
-_DATA_SOURCE = '''\
-# Find the training set: an uploaded zip, or a zip / folder on Google Drive. Zips are unpacked here.
-import zipfile
-from pathlib import Path
-
-SAMPLE_PARTS = ("image", "mask", "prev_mask")
-UNPACKED = Path("rescunet_training_set")  # scratch folder of this notebook, replaced on every run
+    # ast positions are UTF-8 byte offsets; replace from the bottom up so earlier ones stay valid.
+    lines = [line.encode("utf-8") for line in source.splitlines(keepends=True)]
+    for key, node in sorted(assigned, key=lambda kv: kv[1].lineno, reverse=True):
+        text = _literal(values[key])
+        if ast.literal_eval(text) != values[key]:  # e.g. a value that is not plain data
+            raise RescunetError(f"cannot write {key} = {values[key]!r} into the notebook")
+        end_line, end_col = node.end_lineno, node.end_col_offset
+        assert end_line is not None and end_col is not None  # always set by ast.parse
+        first, last = lines[node.lineno - 1], lines[end_line - 1]
+        lines[node.lineno - 1 : end_line] = [
+            first[: node.col_offset] + text.encode("utf-8") + last[end_col:]
+        ]
+    return b"".join(lines).decode("utf-8")
 
 
-def drive_root():
-    """Mount Google Drive (Colab) and return the folder DRIVE_PATH is relative to."""
-    if not IN_COLAB:
-        return Path(".")  # outside Colab DRIVE_PATH is an ordinary path
-    from google.colab import drive
-
-    drive.mount("/content/drive")
-    return Path("/content/drive/MyDrive")
-
-
-def on_drive(path):
-    path = Path(path)
-    if path.is_absolute() or not IN_COLAB:
-        return path
-    if path.parts and path.parts[0] in ("MyDrive", "My Drive"):
-        return Path("/content/drive") / path
-    return DRIVE_ROOT / path
-
-
-def missing(path, what):
-    here = Path(path).parent if str(Path(path).parent) else Path(".")
-    found = sorted(p.name for p in here.iterdir())[:20] if here.is_dir() else []
-    listing = f" Files in {here.resolve()}: {', '.join(found) or 'none'}." if here.is_dir() else ""
-    if DRIVE_PATH:
-        fix = ("Check DRIVE_PATH in the settings cell: it is relative to 'My Drive', e.g. "
-               "'rescunet/testtrain.zip'.")
-    elif IN_COLAB:
-        fix = (f"Upload {Path(path).name} with the Files pane on the left (folder icon > upload), wait until "
-               "the upload has finished, then run this cell again. Or put it on Google Drive and set "
-               "DRIVE_PATH in the settings cell.")
-    else:
-        fix = f"Copy {Path(path).name} next to this notebook, or set the path in the settings cell."
-    return FileNotFoundError(f"{what} {path} not found. {fix}{listing}")
-
-
-def unpack(zip_path, dest):
-    """Unpack a zip into dest, refusing members that would land outside it."""
-    import shutil
-
-    if dest.exists():
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True)
-    root = dest.resolve()
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            for member in zf.infolist():
-                if member.filename.startswith("__MACOSX"):
-                    continue
-                target = (dest / member.filename).resolve()
-                if target != root and root not in target.parents:
-                    raise ValueError(f"{zip_path} holds a file outside its folder ({member.filename}); "
-                                     "it is not a training-set zip")
-                zf.extract(member, dest)
-    except zipfile.BadZipFile:
-        raise ValueError(f"{zip_path} is not a valid zip file (an unfinished upload?); upload it again") from None
-    return dest
-
-
-def is_sample(folder):
-    return all((folder / part).is_dir() for part in SAMPLE_PARTS)
-
-
-def find_samples(top):
-    """The folder whose subfolders are the samples (image/, mask/, prev_mask/), searched 3 levels deep."""
-    level = [Path(top)]
-    for _ in range(4):
-        for folder in level:
-            if any(is_sample(sub) for sub in folder.iterdir() if sub.is_dir()):
-                return folder
-        level = [sub for folder in level for sub in folder.iterdir()
-                 if sub.is_dir() and not sub.name.startswith((".", "__MACOSX"))]
-    raise ValueError(
-        f"no training samples found in {top}: each sample must be a folder holding the subfolders "
-        "image/, mask/ and prev_mask/ (make the set with 'rescunet-ij make-training-set ... --zip "
-        "testtrain.zip' or Fiji's 'Create training set')"
-    )
-
-
-DRIVE_ROOT = drive_root() if DRIVE_PATH else None
-if DRIVE_PATH:
-    source = on_drive(DRIVE_PATH)
-    if source.is_dir() and TRAINING_ZIP and (source / TRAINING_ZIP).is_file():
-        source = source / TRAINING_ZIP
-    if not source.exists():
-        raise missing(source, "training set")
-    DATA_DIR = source.parent  # the Drive folder for the test files and the copy of the model
-else:
-    if not TRAINING_ZIP:
-        raise ValueError("set TRAINING_ZIP (an uploaded zip) or DRIVE_PATH in the settings cell")
-    source = Path(TRAINING_ZIP)
-    if not source.exists():
-        raise missing(source, "training-set zip")
-    DATA_DIR = None
-
-if source.is_file():
-    print(f"unpacking {source} ...")
-    TRAINING_SET = find_samples(unpack(source, UNPACKED))
-else:
-    TRAINING_SET = find_samples(source)
-
-samples = sorted(p for p in TRAINING_SET.iterdir() if p.is_dir())
-complete = [p for p in samples if is_sample(p)]
-incomplete = [p.name for p in samples if not is_sample(p)]
-if incomplete:
-    print(f"warning: {len(incomplete)} folder(s) lack image/, mask/ or prev_mask/ and are not samples: "
-          + ", ".join(incomplete[:5]) + (" ..." if len(incomplete) > 5 else ""))
-print(f"training set: {len(complete)} samples in {TRAINING_SET}")
-'''
-
-_TRAIN_SOURCE = """\
-# Train. Each epoch prints its losses; the best model (lowest validation loss) is kept.
-# Press the stop button once to end training early and keep the best model so far.
-import importlib.util
-import json
-import signal
-import time
-import warnings
-
-from rescunet_ij import api
-from rescunet_ij.data.training_set import META_FILE
-from rescunet_ij.train.loop import TrainCallbacks
-
-tqdm = None
-if importlib.util.find_spec("ipywidgets") and importlib.util.find_spec("tqdm"):  # a live bar (Colab has both)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from tqdm.auto import tqdm
-
-if config.subimage_size is None and (TRAINING_SET / META_FILE).is_file():
-    # As `rescunet-ij train` does: cut windows of the size the training set was made with.
-    window = json.loads((TRAINING_SET / META_FILE).read_text()).get("window_size")
-    if window:
-        config.subimage_size = tuple(window)
-        print(f"subimage size {config.subimage_size[0]} x {config.subimage_size[1]} (from the training set)")
-
-
-def fmt(value, digits=4):
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-stop_requested = False
-
-
-def request_stop(signum, frame):
-    global stop_requested
-    if stop_requested:  # second press: stop at once
-        raise KeyboardInterrupt
-    stop_requested = True
-    print("stopping after this batch; the best model so far is kept (press stop again to abort)")
-
-
-def on_epoch_end(stats):
-    line = (f"epoch {stats['epoch']}/{stats.get('epochs', config.epochs)}: "
-            f"loss {fmt(stats.get('train_loss'))}, validation loss {fmt(stats.get('val_loss'))}, "
-            f"validation IoU {fmt(stats.get('val_iou'), 3)} ({time.perf_counter() - started:.0f} s)")
-    if bar is not None:
-        bar.update(1)
-        bar.set_postfix(loss=fmt(stats.get("train_loss")), val_iou=fmt(stats.get("val_iou"), 3))
-    print(line, flush=True)
-
-
-try:
-    previous_handler = signal.signal(signal.SIGINT, request_stop)
-except ValueError:  # not the main thread: the stop button interrupts at once
-    previous_handler = None
-started = time.perf_counter()
-bar = tqdm(total=config.epochs, desc="training", unit="epoch") if tqdm is not None else None
-try:
-    result = api.train(TRAINING_SET, MODEL_FILE, config=config, overwrite=True,
-                       callbacks=TrainCallbacks(on_epoch_end=on_epoch_end, should_stop=lambda: stop_requested))
-finally:
-    if bar is not None:
-        bar.close()
-    if previous_handler is not None:
-        signal.signal(signal.SIGINT, previous_handler)
-if result.model_path is None:
-    raise RuntimeError("training stopped before the first epoch ended: no model was saved; run this cell again")
-how = "stopped early" if result.stopped_early else ("stopped by you" if result.cancelled else "finished")
-print(f"training {how} after {len(result.history)} epochs in {time.perf_counter() - started:.0f} s; "
-      f"best epoch {result.best_epoch}")
-"""
-
-_CURVE_SOURCE = """\
-# The training curve (loss and validation IoU per epoch), as written next to the model file.
-from IPython.display import Image, display
-
-curve = getattr(result, "history_png", None)
-if curve is not None and Path(curve).is_file():
-    display(Image(filename=str(curve)))
-    print(f"curve: {curve}; numbers: {getattr(result, 'history_csv', None)}")
-else:
-    print("no training-curve picture was written")
-"""
-
-_SAVE_SOURCE = """\
-# Save the model: check it opens, copy it to Google Drive (if used) and download it.
-MODEL_PATH = Path(result.model_path)
-loaded = api.load_model(MODEL_PATH)  # the file opens: what Fiji and the CLI will read
-print(f"model file: {MODEL_PATH.resolve()} ({MODEL_PATH.stat().st_size / 1e6:.1f} MB), "
-      f"input size {tuple(loaded.model_config.input_size)}")
-
-if DATA_DIR is not None:
-    import shutil
-
-    copy = DATA_DIR / MODEL_PATH.name
-    n = 1
-    while copy.exists():  # never replace a model saved by an earlier run
-        n += 1
-        copy = DATA_DIR / f"{MODEL_PATH.stem}_{n}{MODEL_PATH.suffix}"
-    shutil.copy2(MODEL_PATH, copy)
-    print(f"copied to {copy}")
-
-if IN_COLAB and not TEST_MODE:
-    from google.colab import files
-
-    files.download(str(MODEL_PATH))  # your browser saves it to its downloads folder
-else:
-    print(f"not in Colab: the model is at {MODEL_PATH.resolve()}")
-print("Use it on your computer with: rescunet-ij propagate movie.tif RoiSet.zip "
-      f"--model {MODEL_PATH.name} -o RoiSet_out.zip (or from Fiji, see the rescunet-ij README)")
-"""
-
-_TEST_SOURCE = f"""\
-# Optional: propagate the seed outlines of a test movie with the new model and look at the result.
-def find_input(name, what):
-    candidates = [Path(name)]
-    if DRIVE_PATH:
-        candidates += [DATA_DIR / name, on_drive(name)]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise missing(candidates[-1], what)
-
-
-if not (TEST_MOVIE and TEST_ROIS):
-    print("no test movie: set TEST_MOVIE and TEST_ROIS in the settings cell to try the model on one")
-else:
-    from rescunet_ij.io.movie import select_plane_series
-    from rescunet_ij.report import overlay_png
-
-    movie = api.read_movie(find_input(TEST_MOVIE, "test movie"))
-    seeds = api.read_outlines(find_input(TEST_ROIS, "seed RoiSet"), movie)
-    run = api.propagate(movie, seeds, MODEL_PATH)
-    TEST_RESULT = api.write_outlines({_py_str(TEST_RESULT_ROIS)}, run.outlines, movie, overwrite=True)
-    print(f"{{len(run.predicted)}} outlines predicted on frames {{run.start_frame + 2}}..{{run.end_frame + 1}}; "
-          f"written to {{TEST_RESULT}} (open it in Fiji's ROI Manager)")
-    for frame, object_id, why in run.doubtful()[:10]:
-        print(f"  worth a look: frame {{frame + 1}}, object {{object_id}}: {{why}}")
-    planes = select_plane_series(movie)[0]
-    display(Image(filename=str(overlay_png(planes, run.outlines, {_py_str(TEST_OVERLAY_PNG)}))))
-    if IN_COLAB and not TEST_MODE:
-        from google.colab import files
-
-        files.download(str(TEST_RESULT))
-"""
+def _flat_parameters(config: TrainConfig) -> dict[str, Any]:
+    """The config as flat ``api.train_config`` parameters (model settings first, as JSON values)."""
+    data = config.model_dump(mode="json")
+    model = data.pop("model")
+    return {**{k: model[k] for k in ModelConfig.model_fields}, **data}
 
 
 # --------------------------------------------------------------------------- markdown
@@ -511,19 +265,19 @@ def _md_escape(text: str) -> str:
 
 
 def _parameter_rows(config: TrainConfig) -> list[tuple[str, str, str]]:
+    """(name, value, meaning) per parameter, named and written as in the parameters cell."""
+    fields = {**ModelConfig.model_fields, **TrainConfig.model_fields}
     rows = []
-
-    def add(prefix: str, model: Any) -> None:
-        for name, field in type(model).model_fields.items():
-            value = getattr(model, name)
-            key = f"{prefix}{name}"
-            if isinstance(value, BaseModel):
-                add(f"{key}.", value)
-                continue
-            shown = json.dumps(list(value) if isinstance(value, tuple) else value)
-            rows.append((key, shown, field.description or _DESCRIPTIONS.get(key, "")))
-
-    add("", config)
+    for key, value in _flat_parameters(config).items():
+        if isinstance(value, Mapping):  # a section (normalization): one row per setting
+            section = type(getattr(config, key)).model_fields
+            for name, v in value.items():
+                meaning = section[name].description or _DESCRIPTIONS.get(f"{key}.{name}", "")
+                rows.append((f"{key}.{name}", _literal(v), meaning))
+        else:
+            rows.append(
+                (key, _literal(value), fields[key].description or _DESCRIPTIONS.get(key, ""))
+            )
     return rows
 
 
@@ -546,7 +300,8 @@ def _intro_markdown(
         f"| `{k}` | `{_md_escape(v)}` | {_md_escape(d)} |" for k, v, d in _parameter_rows(config)
     )
     test = (
-        f"Afterwards it propagates the seed outlines of the test movie `{test_movie}` and shows them."
+        f"Afterwards it propagates the seed outlines of the test movie `{test_movie}` and shows "
+        "them."
         if test_movie
         else "Set `TEST_MOVIE` and `TEST_ROIS` below to try the model on a movie afterwards."
     )
@@ -579,27 +334,86 @@ GPU check accepts a CPU and nothing is installed (the kernel's own rescunet-ij i
 """
 
 
-def _pretty_json(data: Mapping[str, Any], indent: str = "  ") -> str:
-    """JSON with one key per line (nested objects too) and lists kept on one line."""
-    lines = []
-    for key, value in data.items():
-        shown = (
-            _pretty_json(value, indent + "  ") if isinstance(value, Mapping) else json.dumps(value)
+# --------------------------------------------------------------------------- assembly
+def _checked_settings(
+    training_zip: Any,
+    drive_path: Any,
+    test_movie: Any,
+    test_rois: Any,
+    package_spec: Any,
+) -> dict[str, Any]:
+    """The notebook settings, checked: clean one-line strings (or None), and a coherent set."""
+    settings = {
+        "training_zip": _check_text(
+            training_zip, "training_zip", hint="give the zip's file name, e.g. testtrain.zip"
+        ),
+        "drive_path": _check_text(
+            drive_path, "drive_path", hint="give a path relative to 'My Drive'"
+        ),
+        "test_movie": _check_text(
+            test_movie, "test_movie", hint="give the movie's file name, e.g. movie.tif"
+        ),
+        "test_rois": _check_text(
+            test_rois, "test_rois", hint="give the seed RoiSet's file name, e.g. RoiSet.zip"
+        ),
+        "package_spec": _check_text(
+            package_spec, "package_spec", hint="e.g. rescunet-ij==0.1.0, a git URL or a path"
+        ),
+    }
+    zip_name, drive = settings["training_zip"], settings["drive_path"]
+    if zip_name is None and drive is None:
+        raise ConfigError(
+            "no training data: give training_zip (a zip uploaded to Colab, e.g. testtrain.zip; CLI "
+            "--training-zip) or drive_path (a zip or folder on Google Drive; CLI --drive-path)"
         )
-        lines.append(f"{indent}{json.dumps(key)}: {shown}")
-    return "{\n" + ",\n".join(lines) + "\n" + indent[:-2] + "}"
+    if drive is None and not zip_name.lower().endswith(".zip"):
+        raise ConfigError(
+            f"training_zip must name a .zip file, got {zip_name!r}; pack a training-set folder "
+            "with 'rescunet-ij export-training-zip FOLDER -o testtrain.zip', or use drive_path "
+            "for a folder on Drive"
+        )
+    if (settings["test_movie"] is None) != (settings["test_rois"] is None):
+        given, needed = (
+            ("test_movie", "test_rois") if settings["test_movie"] else ("test_rois", "test_movie")
+        )
+        raise ConfigError(
+            f"{given} was given without {needed}: propagating a test movie needs both the movie "
+            "and its seed RoiSet.zip (CLI --test-movie and --test-rois)"
+        )
+    settings["package_spec"] = settings["package_spec"] or f"rescunet-ij=={__version__}"
+    return settings
 
 
-def _config_source(config: TrainConfig) -> str:
-    text = _pretty_json(config.model_dump(mode="json"))
-    literal = f"'''\n{text}\n'''" if "'''" not in text and "\\" not in text else repr(text)
-    return (
-        "# Training parameters (a rescunet_ij TrainConfig). Edit the values here; they are checked at once.\n"
-        "from rescunet_ij.config import TrainConfig\n\n"
-        f"config = TrainConfig.model_validate_json({literal})\n"
-        "for key, value in config.model_dump().items():\n"
-        '    print(f"{key:>24}: {value}")\n'
-    )
+def _cells(nbf: Any, config: TrainConfig, settings: Mapping[str, Any]) -> list[Any]:
+    """The notebook's cells, in the order of :data:`_LAYOUT`."""
+    filled = {
+        "introduction": _intro_markdown(
+            config, settings["training_zip"], settings["drive_path"], settings["test_movie"]
+        ),
+        "settings": _fill(
+            "settings.py",
+            {
+                "TRAINING_ZIP": settings["training_zip"] or "",
+                "DRIVE_PATH": settings["drive_path"] or "",
+                "TEST_MOVIE": settings["test_movie"] or "",
+                "TEST_ROIS": settings["test_rois"] or "",
+                "MODEL_FILE": MODEL_FILE,
+                "PACKAGE_SPEC": settings["package_spec"],
+                "ALLOW_CPU": config.device == "cpu",  # the user asked for CPU training
+                "GENERATOR_VERSION": __version__,
+            },
+        ),
+        "parameters": _fill("parameters.py", {"PARAMETERS": _flat_parameters(config)}),
+    }
+    cells = []
+    for cell_id, text in _LAYOUT:
+        if cell_id in filled:
+            text = filled[cell_id]
+        elif cell_id in CELL_FILES:
+            text = _cell_file(text)
+        make = nbf.v4.new_code_cell if cell_id in CELL_FILES else nbf.v4.new_markdown_cell
+        cells.append(make(text, id=cell_id))
+    return cells
 
 
 # --------------------------------------------------------------------------- public functions
@@ -618,7 +432,7 @@ def build_training_notebook(
     ----------
     config
         The training parameters, e.g. from :func:`rescunet_ij.api.train_config`. They are validated
-        again here (through their JSON form, as the notebook reads them).
+        again here (through their JSON form, whose values the notebook holds).
     training_zip
         Name of the training-set zip the user uploads next to the notebook (default
         ``testtrain.zip``, as in the seed). Ignored when ``drive_path`` is a zip file; when
@@ -637,7 +451,9 @@ def build_training_notebook(
     Returns
     -------
     nbformat.NotebookNode
-        A valid nbformat-4 notebook; its ``metadata["rescunet_ij"]`` records the settings.
+        A valid nbformat-4 notebook; its ``metadata["rescunet_ij"]`` records the settings. Its code
+        cells are the files of :data:`CELL_FOLDER` (:data:`CELL_FILES`), the settings and training
+        parameters filled in.
 
     Raises
     ------
@@ -649,79 +465,8 @@ def build_training_notebook(
     """
     nbf = _nbformat()
     config = _validated_config(config)
-    training_zip = _check_text(
-        training_zip, "training_zip", hint="give the zip's file name, e.g. testtrain.zip"
-    )
-    drive_path = _check_text(drive_path, "drive_path", hint="give a path relative to 'My Drive'")
-    test_movie = _check_text(
-        test_movie, "test_movie", hint="give the movie's file name, e.g. movie.tif"
-    )
-    test_rois = _check_text(
-        test_rois, "test_rois", hint="give the seed RoiSet's file name, e.g. RoiSet.zip"
-    )
-    spec = _check_text(
-        package_spec, "package_spec", hint="e.g. rescunet-ij==0.1.0, a git URL or a path"
-    )
-    if training_zip is None and drive_path is None:
-        raise ConfigError(
-            "no training data: give training_zip (a zip uploaded to Colab, e.g. testtrain.zip; CLI "
-            "--training-zip) or drive_path (a zip or folder on Google Drive; CLI --drive-path)"
-        )
-    if drive_path is None and not training_zip.lower().endswith(".zip"):  # type: ignore[union-attr]
-        raise ConfigError(
-            f"training_zip must name a .zip file, got {training_zip!r}; pack a training-set folder with "
-            "'rescunet-ij export-training-zip FOLDER -o testtrain.zip', or use drive_path for a folder on Drive"
-        )
-    if (test_movie is None) != (test_rois is None):
-        given, needed = ("test_movie", "test_rois") if test_movie else ("test_rois", "test_movie")
-        raise ConfigError(
-            f"{given} was given without {needed}: propagating a test movie needs both the movie and "
-            "its seed RoiSet.zip (CLI --test-movie and --test-rois)"
-        )
-    spec = spec or f"rescunet-ij=={__version__}"
-    allow_cpu = config.device == "cpu"  # the user asked for CPU training explicitly
-
-    md, code = nbf.v4.new_markdown_cell, nbf.v4.new_code_cell
-    cells = [
-        md(_intro_markdown(config, training_zip, drive_path, test_movie), id="introduction"),
-        code(
-            _settings_source(training_zip, drive_path, test_movie, test_rois, spec, allow_cpu),
-            id="settings",
-        ),
-        md(
-            "## 1. Check the GPU\nIf this cell fails, switch the runtime: **Runtime > Change runtime type > "
-            "GPU**, then **Runtime > Run all** again.",
-            id="gpu-title",
-        ),
-        code(_GPU_SOURCE, id="gpu-check"),
-        md("## 2. Install rescunet-ij", id="install-title"),
-        code(_INSTALL_SOURCE, id="install"),
-        md(
-            "## 3. Training parameters\nThese were checked when the notebook was generated. You may edit "
-            "the JSON; a wrong value stops here with a message naming it.",
-            id="parameters-title",
-        ),
-        code(_config_source(config), id="parameters"),
-        md(
-            "## 4. Training data\nThe uploaded zip (or the Drive path) is unpacked and every sample folder is "
-            "checked for `image/`, `mask/` and `prev_mask/`.",
-            id="data-title",
-        ),
-        code(_DATA_SOURCE, id="data"),
-        md("## 5. Train", id="train-title"),
-        code(_TRAIN_SOURCE, id="train"),
-        code(_CURVE_SOURCE, id="curve"),
-        md("## 6. Save and download the model", id="save-title"),
-        code(_SAVE_SOURCE, id="save"),
-        md(
-            "## 7. Optional: try the model on a test movie\nThe seed outlines (`TEST_ROIS`, outlines on the "
-            "first frame) are propagated through `TEST_MOVIE`; the result is a RoiSet.zip for Fiji's ROI "
-            "Manager and an overlay picture.",
-            id="test-title",
-        ),
-        code(_TEST_SOURCE, id="test-movie"),
-    ]
-    nb = nbf.v4.new_notebook(cells=cells)
+    settings = _checked_settings(training_zip, drive_path, test_movie, test_rois, package_spec)
+    nb = nbf.v4.new_notebook(cells=_cells(nbf, config, settings))
     nb.metadata.update(
         {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -731,11 +476,11 @@ def build_training_notebook(
             "rescunet_ij": {
                 "generator_version": __version__,
                 "config": config.model_dump(mode="json"),
-                "training_zip": training_zip,
-                "drive_path": drive_path,
-                "test_movie": test_movie,
-                "test_rois": test_rois,
-                "package_spec": spec,
+                "training_zip": settings["training_zip"],
+                "drive_path": settings["drive_path"],
+                "test_movie": settings["test_movie"],
+                "test_rois": settings["test_rois"],
+                "package_spec": settings["package_spec"],
                 "model_file": MODEL_FILE,
             },
         }
@@ -778,6 +523,8 @@ def write_training_notebook(
         If ``path`` does not end in ``.ipynb`` or a parameter is invalid.
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
+    WriteError
+        If the file cannot be written (a missing or read-only folder, a full disk).
     MissingExtraError
         If :mod:`nbformat` is not installed.
 
@@ -787,14 +534,14 @@ def write_training_notebook(
     >>> cfg = api.train_config(epochs=50, base_filters=32)  # doctest: +SKIP
     >>> write_training_notebook("train_rescunet.ipynb", config=cfg)  # doctest: +SKIP
     """
-    from .io.atomic import atomic_write_text, check_overwrite
+    from . import api
 
     path = Path(path)
     if path.suffix.lower() != ".ipynb":
         raise ConfigError(
             f"the notebook file must end in .ipynb (Colab opens only those), got {path.name!r}"
         )
-    check_overwrite(path, overwrite)  # fail before the work, and again atomically when writing
+    api.check_outputs([path], overwrite=overwrite)  # fail before the work (and again on writing)
     nb = build_training_notebook(
         config=config,
         training_zip=training_zip,
@@ -804,6 +551,4 @@ def write_training_notebook(
         package_spec=package_spec,
     )
     text = _nbformat().writes(nb)
-    return atomic_write_text(
-        path, text if text.endswith("\n") else text + "\n", overwrite=overwrite
-    )
+    return api.write_text(path, text if text.endswith("\n") else text + "\n", overwrite=overwrite)

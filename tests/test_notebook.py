@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+import types
 import zipfile
 from pathlib import Path
 
@@ -13,8 +17,16 @@ import pytest
 
 from rescunet_ij import __version__, api
 from rescunet_ij.config import ModelConfig, TrainConfig
-from rescunet_ij.errors import ConfigError, MissingExtraError, OutputExistsError
+from rescunet_ij.errors import (
+    ConfigError,
+    DataError,
+    MissingExtraError,
+    OutputExistsError,
+    RescunetError,
+)
 from rescunet_ij.notebook import (
+    CELL_FILES,
+    CELL_FOLDER,
     MODEL_FILE,
     TEST_MODE_ENV,
     build_training_notebook,
@@ -53,14 +65,26 @@ def _cell(nb, cell_id: str) -> str:
     return next(c.source for c in nb.cells if c.id == cell_id)
 
 
-def _run_cells(nb, ids: list[str], ns: dict | None = None, **overrides) -> dict:
-    """Execute some code cells in one namespace (as a kernel would), after optional overrides."""
-    ns = {} if ns is None else ns
-    for cell_id in ids:
-        exec(compile(_cell(nb, cell_id), cell_id, "exec"), ns)  # noqa: S102 - the cells are ours
-        if cell_id == "settings":
-            ns.update(overrides)
-    return ns
+def _run_cells(nb, ids: list[str], **overrides) -> dict:
+    """Execute some code cells in one namespace, after optional overrides, as a kernel does.
+
+    Like IPython, the namespace is the ``__main__`` module's, so the cells' ``from __main__ import``
+    finds the names of the cells run before.
+    """
+    main = types.ModuleType("__main__")
+    saved = sys.modules["__main__"]
+    sys.modules["__main__"] = main
+    try:
+        for cell_id in ids:
+            exec(compile(_cell(nb, cell_id), cell_id, "exec"), main.__dict__)
+            if cell_id == "settings":
+                main.__dict__.update(overrides)
+    finally:
+        sys.modules["__main__"] = saved
+    return main.__dict__
+
+
+CELLS_DIR = Path(api.__file__).resolve().parent / CELL_FOLDER
 
 
 # --------------------------------------------------------------------------- generation
@@ -81,27 +105,68 @@ def test_notebook_structure_metadata_and_valid_code(tiny_config):
     assert TrainConfig.model_validate(info["config"]) == tiny_config
 
 
-def test_config_cell_round_trips_exactly_including_none():
-    cfg = TrainConfig(
-        model=ModelConfig(input_size=(48, 32), base_filters=8, concatenation_level=3),
-        early_stopping_patience=None,
-        subimage_size=(40, 30),
-        epochs=7,
-        normalization={"mode": "max"},
-    )
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        TrainConfig(
+            model=ModelConfig(input_size=(48, 32), base_filters=8, concatenation_level=3),
+            early_stopping_patience=None,
+            subimage_size=(40, 30),
+            epochs=7,
+            normalization={"mode": "max", "max_value": 4095.0},
+        ),
+        TrainConfig(
+            model=ModelConfig(dropout=False, in_channels=2),
+            normalization={"low_percentile": 2.5, "high_percentile": 99.0},
+            learning_rate=1e-5,
+            validation_fraction=0.0,
+            augment=False,
+            device="cuda:1",
+            mixed_precision=True,
+            num_workers=2,
+        ),
+        TrainConfig(),
+    ],
+)
+def test_parameters_cell_rebuilds_the_config_exactly(cfg):
     nb = build_training_notebook(config=cfg)
     src = _cell(nb, "parameters")
-    assert "config = TrainConfig.model_validate_json(" in src
-    ns: dict = {}
-    exec(src, ns)  # noqa: S102 - the generated cell
+    assert "PARAMETERS = {" in src and "api.train_config(**parameters)" in src
+    ns = _run_cells(nb, ["parameters"])
     assert ns["config"] == cfg
-    assert ns["config"].early_stopping_patience is None  # not silently back to the default 5
+    if cfg.early_stopping_patience is None:  # not silently back to the default 5
+        assert ns["config"].early_stopping_patience is None
+    assert '"base_filters": %d,' % cfg.model.base_filters in src  # flat names, as the CLI's
+
+
+def _edit(nb, cell_id: str, old: str, new: str) -> None:
+    cell = next(c for c in nb.cells if c.id == cell_id)
+    assert old in cell.source
+    cell.source = cell.source.replace(old, new)
+
+
+def test_parameters_cell_checks_edited_values(tiny_config):
+    # A user's edit in Colab is checked at once, with a message naming the parameter.
+    nb = build_training_notebook(config=tiny_config)
+    _edit(nb, "parameters", '"epochs": 2,', '"epochs": 0,')
+    with pytest.raises(ConfigError, match="epochs"):
+        _run_cells(nb, ["parameters"])
+    nb = build_training_notebook(config=tiny_config)
+    _edit(nb, "parameters", '"learning_rate": 0.001,', '"learning_rate": None,')
+    with pytest.raises(ConfigError, match="learning_rate cannot be None"):
+        _run_cells(nb, ["parameters"])
+    nb = build_training_notebook(config=tiny_config)
+    _edit(nb, "parameters", '"early_stopping_patience": 5,', '"early_stopping_patience": None,')
+    assert _run_cells(nb, ["parameters"])["config"].early_stopping_patience is None
 
 
 def test_introduction_lists_parameters_gpu_hint_and_test_mode(tiny_config):
     intro = _cell(build_training_notebook(config=tiny_config), "introduction")
-    assert "| `model.base_filters` | `4` |" in intro
-    assert "| `model.input_size` | `[32, 32]` |" in intro
+    # Named and written as in the parameters cell (flat names, Python values).
+    assert "| `base_filters` | `4` |" in intro
+    assert "| `input_size` | `[32, 32]` |" in intro
+    assert "| `early_stopping_patience` | `5` |" in intro
+    assert '| `normalization.mode` | `"percentile"` |' in intro
     assert "| `epochs` | `2` |" in intro
     assert "Runtime > Change runtime type" in intro
     assert "testtrain.zip" in intro and "Files" in intro
@@ -123,9 +188,11 @@ def test_settings_cell_holds_the_given_values_literally(tiny_config):
     assert (ns["TEST_MOVIE"], ns["TEST_ROIS"]) == ("m.tif", "r.zip")
     assert ns["PACKAGE_SPEC"] == "/work/main" and ns["MODEL_FILE"] == MODEL_FILE
     assert ns["GENERATOR_VERSION"] == __version__ and ns["ALLOW_CPU"] is False
-    assert 'MODEL_FILE = "rescunet_model.rescunet"  #@param {type:"string"}' in _cell(
+    # Colab form fields (Colab writes them "# @param" itself, as ruff format does).
+    assert 'MODEL_FILE = "rescunet_model.rescunet"  # @param {type:"string"}' in _cell(
         nb, "settings"
     )
+    assert 'DRIVE_PATH = %s  # @param {type:"string"}' % repr(odd) in _cell(nb, "settings")
 
 
 def test_generation_is_deterministic(tiny_config):
@@ -134,7 +201,143 @@ def test_generation_is_deterministic(tiny_config):
     assert a == b
 
 
-# --------------------------------------------------------------------------- validation at generation
+# --------------------------------------------------------------------------- the cell files
+def _code_cells(nb) -> list:
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _full_notebook(tiny_config):
+    return build_training_notebook(
+        config=tiny_config, drive_path="rescunet", test_movie="m.tif", test_rois="r.zip"
+    )
+
+
+def test_code_cells_are_the_package_files(tiny_config):
+    nb = _full_notebook(tiny_config)
+    assert [c.id for c in _code_cells(nb)] == list(CELL_FILES)
+    assert sorted(p.name for p in CELLS_DIR.glob("*.py")) == sorted(CELL_FILES.values())
+    filled = {"settings": {"TRAINING_ZIP", "DRIVE_PATH", "TEST_MOVIE", "TEST_ROIS", "MODEL_FILE",
+                           "PACKAGE_SPEC", "ALLOW_CPU", "GENERATOR_VERSION"},
+              "parameters": {"PARAMETERS"}}  # fmt: skip
+
+    def statements(source: str, skip: set[str]) -> list[str]:
+        return [
+            ast.dump(node)
+            for node in ast.parse(source).body
+            if not (isinstance(node, ast.Assign) and getattr(node.targets[0], "id", "") in skip)
+        ]
+
+    for cell in _code_cells(nb):
+        template = (CELLS_DIR / CELL_FILES[cell.id]).read_text(encoding="utf-8")
+        if cell.id in filled:  # only the values of the filled-in names differ
+            assert statements(cell.source, filled[cell.id]) == statements(template, filled[cell.id])
+        else:
+            assert cell.source == template, f"cell {cell.id} differs from {CELL_FILES[cell.id]}"
+    # The test-mode switch the generator documents is the one the settings cell reads.
+    assert f'os.environ.get("{TEST_MODE_ENV}"' in _cell(nb, "settings")
+
+
+def test_cell_files_pass_ruff():
+    if shutil.which("ruff"):
+        ruff = [shutil.which("ruff")]
+    elif importlib.util.find_spec("ruff"):
+        ruff = [sys.executable, "-m", "ruff"]
+    else:
+        pytest.skip("ruff is not installed")
+    root = CELLS_DIR.parent.parent
+    if not (root / "pyproject.toml").is_file():
+        pytest.skip("not run from a checkout: the ruff settings live in its pyproject.toml")
+    for command in (["check"], ["format", "--check"]):
+        proc = subprocess.run(
+            [*ruff, *command, "--no-cache", str(CELLS_DIR)],
+            cwd=root,
+            capture_output=True,
+            text=True,
+        )
+        assert proc.returncode == 0, f"ruff {' '.join(command)}:\n{proc.stdout}{proc.stderr}"
+
+
+def test_generated_cells_use_only_the_api(tiny_config):
+    allowed_from = {
+        "rescunet_ij": {"api", "errors", "__version__"},
+        "rescunet_ij.errors": None,  # any exception class
+    }
+    for cell in _code_cells(_full_notebook(tiny_config)):
+        assert "import_module(" not in cell.source and "__import__(" not in cell.source
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name.split(".")[0] == "rescunet_ij":
+                        assert alias.name in ("rescunet_ij", "rescunet_ij.api"), (
+                            cell.id,
+                            alias.name,
+                        )
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("rescunet_ij"):
+                assert node.module in allowed_from, (cell.id, node.module)
+                names = {a.name for a in node.names}
+                assert allowed_from[node.module] is None or names <= allowed_from[node.module], (
+                    cell.id,
+                    names,
+                )
+            elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                if node.value.id == "rescunet_ij":
+                    assert node.attr in ("__version__", "__file__"), (cell.id, node.attr)
+                elif node.value.id == "api":  # only the public API, nothing it imports
+                    assert node.attr in api.__all__, (cell.id, f"api.{node.attr}")
+
+
+class _Bindings(ast.NodeVisitor):
+    """The names a cell binds at its top level (not inside functions or comprehensions)."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+
+    def visit_FunctionDef(self, node) -> None:
+        self.names.add(node.name)  # its body is another scope
+
+    visit_AsyncFunctionDef = visit_ClassDef = visit_FunctionDef
+
+    def visit_Lambda(self, node) -> None:
+        pass
+
+    visit_ListComp = visit_SetComp = visit_DictComp = visit_GeneratorExp = visit_Lambda
+
+    def visit_Name(self, node) -> None:
+        if isinstance(node.ctx, ast.Store):
+            self.names.add(node.id)
+
+    def visit_alias(self, node) -> None:
+        self.names.add((node.asname or node.name).split(".")[0])
+
+
+def test_each_cell_takes_its_names_from_the_cells_above(tiny_config):
+    defined: set[str] = set()
+    for cell in _code_cells(_full_notebook(tiny_config)):
+        tree = ast.parse(cell.source)
+        taken = {
+            alias.name
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module == "__main__"
+            for alias in node.names
+        }
+        assert taken <= defined, (
+            f"cell {cell.id} takes {sorted(taken - defined)} from no cell above"
+        )
+        bindings = _Bindings()
+        bindings.visit(tree)
+        defined |= bindings.names
+    assert "TRAINING_SET" in defined and "MODEL_PATH" in defined
+
+
+def test_a_damaged_cell_file_says_reinstall(monkeypatch, tiny_config):
+    import rescunet_ij.notebook as notebook
+
+    monkeypatch.setattr(notebook, "_cell_file", lambda name: "print('no settings here')\n")
+    with pytest.raises(RescunetError, match="reinstall rescunet-ij"):
+        build_training_notebook(config=tiny_config)
+
+
+# ------------------------------------------------------------------------- validation at generation
 @pytest.mark.parametrize(
     ("params", "words"),
     [
@@ -233,7 +436,8 @@ def test_missing_nbformat_names_the_extra(monkeypatch, tmp_path, tiny_config):
 def test_importing_the_module_needs_neither_nbformat_nor_torch():
     code = (
         "import sys; sys.modules['nbformat'] = None; import rescunet_ij.notebook; "
-        "assert 'torch' not in sys.modules, 'torch imported'; assert 'rescunet_ij.api' not in sys.modules"
+        "assert 'torch' not in sys.modules, 'torch imported'; "
+        "assert 'rescunet_ij.api' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
 
@@ -281,13 +485,13 @@ def test_install_cell_pins_the_version_and_reports_pip_failures(monkeypatch, tin
     assert calls == []  # test mode: nothing installed
 
 
-def _write_fake_set(folder: Path, n: int = 3) -> Path:
-    for i in range(n):
-        for part in ("image", "mask", "prev_mask"):
-            d = folder / f"sample{i}" / part
-            d.mkdir(parents=True)
-            (d / f"sample{i}.tif").write_bytes(b"")
-    return folder
+@pytest.fixture(scope="module")
+def training_set(tmp_path_factory) -> Path:
+    """A small real training-set folder, made by the API (its window size recorded: 48)."""
+    sim = api.synthetic_movie(4, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=5)
+    movie = api.as_movie(sim.images, dims="tyx")
+    out = tmp_path_factory.mktemp("training") / "set"
+    return api.make_training_set(movie, api.outlines_from_labels(sim.labels), out, subimage_size=48)
 
 
 def _zip_folder(folder: Path, zip_path: Path, prefix: str = "") -> Path:
@@ -308,44 +512,66 @@ def test_data_cell_explains_a_missing_upload(monkeypatch, tmp_path, tiny_config)
         _run_cells(nb, ["settings", "data"])
 
 
-def test_data_cell_unpacks_nested_zips_and_checks_the_layout(monkeypatch, tmp_path, tiny_config):
+def test_data_cell_checks_the_uploaded_zip(
+    monkeypatch, tmp_path, tiny_config, training_set, capsys
+):
     monkeypatch.chdir(tmp_path)
-    src = _write_fake_set(tmp_path / "src")
-    (src / "incomplete" / "image").mkdir(parents=True)
-    _zip_folder(src, tmp_path / "testtrain.zip", prefix="my_set/")
+    expected = api.training_set_info(training_set)
+    # Sample folders inside one top folder, as zipping a folder by hand gives: read as they are.
+    _zip_folder(training_set, tmp_path / "testtrain.zip", prefix="my_set/")
     nb = build_training_notebook(config=tiny_config)
     ns = _run_cells(nb, ["settings", "data"])
-    assert ns["TRAINING_SET"] == Path("rescunet_training_set") / "my_set"
-    assert [p.name for p in ns["complete"]] == ["sample0", "sample1", "sample2"]
-    assert ns["incomplete"] == ["incomplete"] and ns["DATA_DIR"] is None
+    assert ns["TRAINING_SET"] == Path("testtrain.zip") and ns["DATA_DIR"] is None
+    info = ns["TRAINING_SET_INFO"]
+    assert info["samples"] == expected["samples"] > 0 and info["window_size"] == (48, 48)
+    assert f"training set: {info['samples']} samples, made with 48 x 48 windows" in (
+        capsys.readouterr().out
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["testtrain.zip"]  # nothing unpacked
+
+
+def test_data_cell_refuses_broken_training_sets(monkeypatch, tmp_path, tiny_config, training_set):
+    monkeypatch.chdir(tmp_path)
+    nb = build_training_notebook(config=tiny_config)
+    upload = tmp_path / "testtrain.zip"
+    # A sample folder without its masks: the message names the sample (training would fail on it).
+    broken = tmp_path / "broken"
+    shutil.copytree(training_set, broken)
+    first = sorted(p for p in broken.iterdir() if p.is_dir())[0]
+    shutil.rmtree(first / "mask")
+    _zip_folder(broken, upload)
+    with pytest.raises(DataError, match=f"{first.name} has no mask/ folder"):
+        _run_cells(nb, ["settings", "data"])
     # Not a training set, not a zip, or a zip that escapes its folder: clear errors.
-    with zipfile.ZipFile(tmp_path / "testtrain.zip", "w") as zf:
+    with zipfile.ZipFile(upload, "w") as zf:
         zf.writestr("notes/readme.txt", "hello")
     with pytest.raises(ValueError, match="image/, mask/ and prev_mask/"):
         _run_cells(nb, ["settings", "data"])
-    (tmp_path / "testtrain.zip").write_bytes(b"PK\x03\x04 truncated upload")
+    upload.write_bytes(b"PK\x03\x04 truncated upload")
     with pytest.raises(ValueError, match="not a valid zip"):
         _run_cells(nb, ["settings", "data"])
-    with zipfile.ZipFile(tmp_path / "testtrain.zip", "w") as zf:
+    with zipfile.ZipFile(upload, "w") as zf:
         zf.writestr("../evil.txt", "x")
-    with pytest.raises(ValueError, match="outside its folder"):
+    with pytest.raises(ValueError, match="no sample folders"):
         _run_cells(nb, ["settings", "data"])
-    assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path.parent / "evil.txt").exists()
 
 
-def test_data_cell_reads_a_drive_folder(monkeypatch, tmp_path, tiny_config):
+def test_data_cell_reads_a_drive_folder(monkeypatch, tmp_path, tiny_config, training_set):
     monkeypatch.chdir(tmp_path)
     drive = tmp_path / "drive" / "rescunet"
     drive.mkdir(parents=True)
-    _zip_folder(_write_fake_set(tmp_path / "src", 2), drive / "testtrain.zip")
+    _zip_folder(training_set, drive / "testtrain.zip")
+    samples = api.training_set_info(training_set)["samples"]
     # Outside Colab the Drive path is an ordinary path; a folder holding TRAINING_ZIP uses that zip.
     nb = build_training_notebook(config=tiny_config, drive_path=str(drive))
     ns = _run_cells(nb, ["settings", "data"])
-    assert len(ns["complete"]) == 2 and ns["DATA_DIR"] == drive
-    # A training-set folder itself works too (no unpacking).
-    folder_nb = build_training_notebook(config=tiny_config, drive_path=str(tmp_path / "src"))
+    assert ns["TRAINING_SET"] == drive / "testtrain.zip" and ns["DATA_DIR"] == drive
+    assert ns["TRAINING_SET_INFO"]["samples"] == samples
+    # A training-set folder itself works too.
+    folder_nb = build_training_notebook(config=tiny_config, drive_path=str(training_set))
     ns = _run_cells(folder_nb, ["settings", "data"])
-    assert ns["TRAINING_SET"] == tmp_path / "src" and len(ns["complete"]) == 2
+    assert ns["TRAINING_SET"] == training_set and ns["TRAINING_SET_INFO"]["samples"] == samples
     missing_nb = build_training_notebook(
         config=tiny_config, drive_path=str(tmp_path / "nowhere.zip")
     )
@@ -376,8 +602,7 @@ def _kernel_for_this_python(root: Path) -> str:
 def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     nbclient = pytest.importorskip("nbclient")
     pytest.importorskip("ipykernel")
-    from rescunet_ij.demo import labels_to_outlines
-    from rescunet_ij.sample_data import synthetic_movie
+    labels_to_outlines, synthetic_movie = api.outlines_from_labels, api.synthetic_movie
 
     # A tiny training set as the user would upload it, and a test movie with frame-1 seeds.
     work = tmp_path / "colab"
@@ -390,9 +615,7 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     api.export_training_zip(tset, work / "testtrain.zip")
     test_sim = synthetic_movie(4, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=6)
     test_movie = api.as_movie(test_sim.images, dims="tyx")
-    from rescunet_ij.io.movie import write_movie
-
-    write_movie(work / "movie.tif", test_movie)
+    api.write_movie(work / "movie.tif", test_movie)
     api.write_outlines(
         work / "seeds.zip", labels_to_outlines(test_sim.labels, range(1)), test_movie
     )
@@ -409,7 +632,8 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     )
     nb = nbformat.read(path, as_version=4)
     probe = nbformat.v4.new_code_cell(
-        "import sys, rescunet_ij\nprint('INTERPRETER', sys.executable)\nprint('PACKAGE', rescunet_ij.__file__)",
+        "import sys, rescunet_ij\nprint('INTERPRETER', sys.executable)\n"
+        "print('PACKAGE', rescunet_ij.__file__)",
         id="probe",
     )
     nb.cells.insert(0, probe)
@@ -439,10 +663,9 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     assert f"INTERPRETER {sys.executable}" in text("probe")
     assert "PACKAGE " + str(Path(api.__file__).resolve().parent / "__init__.py") in text("probe")
     assert "test mode" in text("gpu-check") and "test mode: not installing" in text("install")
-    assert "training set:" in text("data")
-    assert "subimage size 48 x 48 (from the training set)" in text(
-        "train"
-    )  # as `rescunet-ij train` does
+    assert "samples, made with 48 x 48 windows" in text("data")
+    # api.train takes the window from the training set, as `rescunet-ij train` does.
+    assert "subimage size 48 x 48 (network input 32 x 32)" in text("train")
     assert "epoch 1/2" in text("train") and "epoch 2/2" in text("train")
     assert has_png("curve"), "the training curve is not shown"
     assert has_png("test-movie"), "the test overlay is not shown"
