@@ -237,16 +237,16 @@ def test_failed_final_rename_puts_the_old_set_back(tmp_path, samples, monkeypatc
 
 
 def test_public_names_from_their_homes():
+    import importlib.util
+
     import rescunet_ij.data as data
-    import rescunet_ij.data.training_set as old_home
     import rescunet_ij.io as rio
 
     assert rio.read_training_set is read_training_set and rio.TrainingSample is TrainingSample
     assert rio.META_FILE == META_FILE == "rescunet_training_set.json"
     assert data.samples_from_masks is samples_from_masks and data.TrainingSample is TrainingSample
-    # The old module re-exports the same objects until every caller imports the new homes.
-    for name in old_home.__all__:
-        assert getattr(old_home, name) is getattr(rio if hasattr(rio, name) else data, name)
+    # The format lives in io/ only: no second home to drift apart.
+    assert importlib.util.find_spec("rescunet_ij.data.training_set") is None
 
 
 def test_non_numeric_image_is_refused_before_writing(tmp_path, samples):
