@@ -210,7 +210,7 @@ def _loaded(model: Any) -> LoadedModel:
 # =========================================================================== movies and outlines
 def read_movie(path: str | Path) -> xr.DataArray:
     """Read a TIFF (ImageJ hyperstack, plain stack or OME-TIFF) as a ``(t, z, c, y, x)`` movie."""
-    from .io.movie import read_movie as _read
+    from .io.tiff import read_movie as _read
 
     if not isinstance(path, (str, os.PathLike)):
         raise DataError(f"read_movie needs a file path; got {type(path).__name__} {path!r}")
@@ -226,7 +226,7 @@ def as_movie(data: Any, dims: str | None = None, **attrs: Any) -> xr.DataArray:
 
 def write_movie(path: str | Path, movie: Any, *, overwrite: bool = False) -> Path:
     """Write a movie as an ImageJ hyperstack TIFF (calibration kept), atomically."""
-    from .io.movie import write_movie as _write
+    from .io.tiff import write_movie as _write
 
     return _write(path, _movie(movie), overwrite=overwrite)
 

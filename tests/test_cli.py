@@ -19,7 +19,7 @@ def files(tmp_path_factory, sim_train, sim_test):
     d = tmp_path_factory.mktemp("cli")
     train_movie = api.as_movie(sim_train.images, dims="tyx")
     test_movie = api.as_movie(sim_test.images, dims="tyx")
-    from rescunet_ij.io.movie import write_movie
+    from rescunet_ij.io.tiff import write_movie
 
     write_movie(d / "train.tif", train_movie)
     write_movie(d / "test.tif", test_movie)

@@ -15,13 +15,8 @@ import xarray as xr
 
 from rescunet_ij.errors import ConfigError, DataError, OutputExistsError
 from rescunet_ij.io.labels import outlines_to_label_movie, write_label_movie
-from rescunet_ij.io.movie import (
-    TiffLog,
-    as_movie,
-    read_movie,
-    select_plane_series,
-    write_movie,
-)
+from rescunet_ij.io.movie import as_movie, select_plane_series
+from rescunet_ij.io.tiff import TiffLog, read_movie, write_movie
 from rescunet_ij.types import AXES, Outline
 
 
@@ -299,7 +294,7 @@ def test_no_raw_tifffile_lines_on_stderr_of_a_fresh_process(tmp_path):
         "import warnings\n"
         "warnings.simplefilter('ignore')\n"
         "from rescunet_ij.errors import DataError\n"
-        "from rescunet_ij.io.movie import read_movie\n"
+        "from rescunet_ij.io.tiff import read_movie\n"
         f"read_movie({str(ignored)!r})\n"
         "try:\n"
         f"    read_movie({str(wrong)!r})\n"

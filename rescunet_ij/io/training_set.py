@@ -557,7 +557,7 @@ def _as_mask(array: np.ndarray, where: str) -> np.ndarray:
 def _read_sample_tiff(node: _Node, where: str) -> np.ndarray:
     import tifffile
 
-    from .movie import TiffLog
+    from .tiff import TiffLog
 
     try:
         with TiffLog() as log:
