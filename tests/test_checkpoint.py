@@ -493,3 +493,44 @@ def test_bytes_after_0x80_that_are_no_pickle_are_not_called_one(tmp_path):
     with pytest.raises(ModelFileError, match="not a safetensors file") as info:
         load_model(path)
     assert "pickle (" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- absurd metadata
+# A model file whose JSON holds absurd sizes used to pass `info` and then fail deep inside torch or
+# numpy (storage size overflow, "array is too big", 186 GiB requested). It is refused on opening.
+
+
+def _model_json(**values):
+    data = json.loads(ModelConfig(base_filters=4, concatenation_level=1).model_dump_json())
+    data.update(values)
+    return json.dumps(data).replace("1000000000.0", "1e9")
+
+
+@pytest.mark.parametrize(
+    "key, text, field, allowed",
+    [
+        ("model_config", _model_json(input_size=[1e9, 1e9]), "input size", "16..1024"),
+        ("model_config", _model_json(input_size=4096), "input size", "16..1024"),
+        ("model_config", _model_json(base_filters=10**6), "base filters", "4..128"),
+        ("train_config", '{"subimage_size": 1e9}', "subimage size", "8..4096"),
+        ("train_config", '{"subimage_size": 1e5}', "subimage size", "8..4096"),
+        ("train_config", '{"batch_size": 1e9}', "batch size", "1..4096"),
+        ("train_config", '{"epochs": 1e12}', "epochs", "1..100000"),
+        ("normalization", '{"mode": "max", "max_value": 1e999}', "max value", "finite"),
+    ],
+)
+def test_refuses_out_of_range_metadata(tmp_path, saved, key, text, field, allowed, capsys):
+    from rescunet_ij import cli
+
+    if key == "train_config":  # the rest of a valid train config, with the absurd value
+        values = json.loads(text)
+        tcfg = json.loads(TrainConfig(model=load_model(saved).model_config).model_dump_json())
+        text = json.dumps({**tcfg, **values}).replace("1000000000.0", "1e9")
+    bad = _rewrite(saved, tmp_path / "absurd.rescunet", meta_update={key: text})
+    with pytest.raises(ModelFileError) as info:
+        load_model(bad)
+    msg = str(info.value)
+    assert f"'{key}' metadata is invalid or out of range" in msg
+    assert f"{field}:" in msg and allowed in msg and str(bad) in msg, msg
+    assert cli.main(["info", str(bad)]) == 2  # `info` refuses it too, without a traceback
+    assert field in capsys.readouterr().err

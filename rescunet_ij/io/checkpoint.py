@@ -39,7 +39,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from ..config import ModelConfig, NormalizationConfig, TrainConfig
+from ..config import ModelConfig, NormalizationConfig, TrainConfig, validation_problems
 from ..errors import ConfigError, DataError, ModelFileError
 from ..model import ReSCUNet, build_model
 from .atomic import atomic_write_bytes, check_overwrite
@@ -477,9 +477,10 @@ def _parse_config(path: Path, meta: dict[str, str], key: str, cls: type[BaseMode
     except ValidationError as exc:
         raise _refuse(
             path,
-            f"its '{key}' metadata is invalid ({exc.error_count()} problem(s): "
-            f"{exc.errors()[0]['msg']})",
-            "The file is damaged or was written by an incompatible version; re-save the model",
+            f"its '{key}' metadata is invalid or out of range: "
+            + "; ".join(validation_problems(exc)),
+            "The file is damaged, was edited, or was written by an incompatible version; "
+            "retrain the model with settings in the allowed range, or re-save it",
         ) from exc
 
 
