@@ -1,6 +1,6 @@
 """Throughput of the ImageJ bridge: pixels ImagePlus <-> xarray, and ROIs <-> ROI Manager.
 
-    xvfb-run -a python benchmarks/bench_bridge.py                 # 512x512x200 16-bit, 50 x 100 ROIs
+    xvfb-run -a python benchmarks/bench_bridge.py         # 512x512x200 16-bit, 50 x 100 ROIs
     xvfb-run -a python benchmarks/bench_bridge.py --frames 50 --objects 20 --repeat 5
 
 Prints a table (median of ``--repeat`` runs; the first run of each also warms up the JIT).

@@ -15,8 +15,9 @@ of ``torch.cuda.max_memory_allocated`` is reported too.
 * **propagation**: one :class:`~rescunet_ij.propagate.Propagator` run over the movie from the
   true masks of frame 0, all objects batched, first frame excluded (warm-up). The network has
   *random weights* (speed does not depend on them); its full forward pass is computed, but its
-  output is replaced by the prompt (see :func:`_echo_network`) so objects are not lost and the
-  per-object work (window planning, merging, hole filling, outlines) is timed as in real use.
+  output is replaced by the prompt (``_standins.StandInNetwork``, ``answer="prompt"``) so objects
+  are not lost and the per-object work (window planning, merging, hole filling, outlines) is
+  timed as in real use.
 
 The PyJAMAS reference figures (2 CPU cores) are those quoted in the issue; they were not measured
 by this script.
@@ -149,7 +150,10 @@ def _rss_now_mb() -> float | None:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process so far, MiB.
+
+    ``ru_maxrss`` is in KiB on Linux and in bytes on macOS.
+    """
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -312,36 +316,11 @@ def child_train_step(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     return out
 
 
-def _echo_network(mcfg: Any) -> Any:
-    """A random-weight ReSCU-Net whose output follows the prompt (the network is still computed).
-
-    Speed does not depend on the weights, but with random weights every object is lost after one
-    frame and the per-object clean-up (hole filling, components, outlines) is never timed. This
-    network runs the full random-weight forward pass, then returns logits that make the prompt the
-    prediction, so objects keep realistic masks from frame to frame.
-    """
-    import torch
-
-    from rescunet_ij.model import ReSCUNet
-
-    class _PromptEcho(ReSCUNet):
-        def forward(self, image, prev_mask):
-            logits = super().forward(image, prev_mask)
-            p = prev_mask.to(logits.dtype) * 2.0 - 1.0  # +1 inside the prompt, -1 outside
-            return logits * 0.0 + 8.0 * torch.cat([-p, p], dim=1)
-
-    return _PromptEcho(
-        in_channels=mcfg.in_channels,
-        base_filters=mcfg.base_filters,
-        concatenation_level=mcfg.concatenation_level,
-        dropout=mcfg.dropout,
-    )
-
-
 def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     """Time one Propagator run over the movie, all objects batched (first frame excluded)."""
     import numpy as np
     import torch
+    from _standins import stand_in_network  # beside this script
 
     from rescunet_ij.config import ModelConfig, NormalizationConfig, PropagateConfig
     from rescunet_ij.device import resolve_device
@@ -362,7 +341,9 @@ def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
         concatenation_level=s["concatenation_level"],
         base_filters=s["base_filters"],
     )
-    loaded = model_from_network(_echo_network(mcfg), mcfg, NormalizationConfig())  # random weights
+    # Random weights; the full forward pass runs, then the prompt is the prediction.
+    network = stand_in_network(mcfg, answer="prompt")
+    loaded = model_from_network(network, mcfg, NormalizationConfig())
     prop = Propagator(loaded, PropagateConfig(device=device.type, batch_size=s["prop_batch_size"]))
     state = prop.init_state(sim.images)
     ids = [int(o) for o in np.unique(sim.labels[0]) if o]
@@ -564,17 +545,22 @@ def markdown(report: dict[str, Any]) -> str:
         (
             f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
             f"torch {m.get('torch')} ({m.get('torch_threads')} threads), Python {m['python']}, "
-            f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. Load average (1/5/15 min) before "
+            f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. "
+            f"Load average (1/5/15 min) before "
             f"{report.get('load_before')}, after {report.get('load_after')}."
             f"{' **QUICK settings (not a benchmark)**' if report['quick'] else ''}"
         ),
         "",
         (
-            f"Settings: input {s['input_size']}x{s['input_size']}, concatenation level {s['concatenation_level']}, "
+            f"Settings: input {s['input_size']}x{s['input_size']}, "
+            f"concatenation level {s['concatenation_level']}, "
             f"base filters {s['base_filters']}, training batch {s['batch_size']}, "
-            f"{s['frame_size']}x{s['frame_size']} frames; training on {s['train_objects']} objects x "
-            f"{s['train_frames'] - 1} frame pairs of a synthetic movie (warm-up {s['warmup']} batches excluded); "
-            f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames (after {s['prop_warmup_frames']} "
+            f"{s['frame_size']}x{s['frame_size']} frames; "
+            f"training on {s['train_objects']} objects x "
+            f"{s['train_frames'] - 1} frame pairs of a synthetic movie "
+            f"(warm-up {s['warmup']} batches excluded); "
+            f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames "
+            f"(after {s['prop_warmup_frames']} "
             f"warm-up frame), all objects batched, random weights."
         ),
         "",
@@ -594,12 +580,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         (
-            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles the whole "
+            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; "
+            "prediction tiles the whole "
             "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
-            "Propagation uses random weights (speed does not depend on them); the network's output is replaced "
-            "by its prompt after the full forward pass so that objects are not lost and their clean-up and "
+            "Propagation uses random weights (speed does not depend on them); "
+            "the network's output is replaced "
+            "by its prompt after the full forward pass so that objects are not lost "
+            "and their clean-up and "
             "outlines are timed too; accuracy is measured by "
-            "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process (Python, torch, data); "
+            "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process "
+            "(Python, torch, data); "
             "`rss_after_imports_mb` is its size before any work."
         ),
         "",
@@ -617,7 +607,8 @@ def devices_for(choice: str) -> list[str]:
     if choice == "cuda":
         if not has_cuda:
             raise SystemExit(
-                f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu"
+                f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; "
+                "use --device cpu"
             )
         return ["cuda"]
     return ["cpu", "cuda"] if has_cuda else ["cpu"]

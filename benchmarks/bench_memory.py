@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from bench_core import machine_info  # beside this script
 
 from rescunet_ij.config import ModelConfig
 from rescunet_ij.io.atomic import atomic_write_text
@@ -143,7 +144,7 @@ def measure(spec: dict[str, Any], training: bool) -> dict[str, Any]:
     lo, hi = min(BATCHES), max(BATCHES)
     per_sample = (grown[hi] - grown[lo]) / (hi - lo)
     return {
-        "spec": spec,
+        "spec": cfg.model_dump(mode="json"),
         "training": training,
         "parameters": parameter_count(cfg),
         "measured_growth_bytes": grown,
@@ -159,14 +160,15 @@ def total_ratios(results: list[dict[str, Any]]) -> list[float]:
     return [t["ratio"] for r in results for t in r["totals"].values()]
 
 
-def markdown(results: list[dict[str, Any]], quick: bool) -> str:
-    """The results as a markdown table."""
+def markdown(results: list[dict[str, Any]], quick: bool, machine: dict[str, Any]) -> str:
+    """The results as a markdown table, under a line naming the machine."""
     lo, hi = min(BATCHES), max(BATCHES)
     lines = [
         "# rescunet-ij memory estimate against measurement (CPU)",
         "",
-        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), batches {lo} and {hi}."
-        + (" **QUICK settings**" if quick else ""),
+        f"Machine: {machine['cpu']}, torch {torch.__version__}, Python {machine['python']}; "
+        f"{torch.get_num_threads()} thread(s), batches {lo} and {hi}. "
+        f"Date: {time.strftime('%Y-%m-%d')}." + (" **QUICK settings**" if quick else ""),
         "",
         "| pass | f | input | L | dropout | measured MiB/sample | estimated MiB/sample "
         f"| ratio | total ratio, batch {lo} | total ratio, batch {hi} |",
@@ -174,9 +176,10 @@ def markdown(results: list[dict[str, Any]], quick: bool) -> str:
     ]
     for r in results:
         s, ratio = r["spec"], r["per_sample_ratio"]
+        h, w = s["input_size"]
         lines.append(
             f"| {'training' if r['training'] else 'inference'} | {s['base_filters']} "
-            f"| {s['input_size']} | {s['concatenation_level']} | {s['dropout']} "
+            f"| {h if h == w else f'{h}x{w}'} | {s['concatenation_level']} | {s['dropout']} "
             f"| {r['measured_per_sample'] / 2**20:.2f} | {r['estimated_per_sample'] / 2**20:.2f} "
             f"| {'n/a' if ratio is None else f'{ratio:.2f}'} "
             f"| {r['totals'][lo]['ratio']:.2f} | {r['totals'][hi]['ratio']:.2f} |"
@@ -218,11 +221,13 @@ def main(argv: list[str] | None = None) -> int:
     for spec in args.spec or (QUICK if args.quick else GRID):
         for training in (False, True):
             results.append(measure(spec, training))
-    md = markdown(results, args.quick)
+    machine = machine_info()
+    md = markdown(results, args.quick, machine)
     print(md)
     print(f"({time.perf_counter() - t0:.1f} s)", file=sys.stderr)
     if args.json:
-        atomic_write_text(args.json, json.dumps({"results": results}, indent=2) + "\n")
+        report = {"machine": machine, "quick": args.quick, "results": results}
+        atomic_write_text(args.json, json.dumps(report, indent=2) + "\n")
     if args.markdown:
         atomic_write_text(args.markdown, md)
     within = all(1.0 <= v <= 2.0 for v in total_ratios(results))
