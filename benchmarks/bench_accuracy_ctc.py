@@ -506,8 +506,8 @@ def run_experiment(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def _parser() -> argparse.ArgumentParser:
+    """The command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="CTC folder (default: %(default)s)"
@@ -560,12 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", type=Path, help="write the results (with every IoU) to this JSON file")
     p.add_argument("--markdown", type=Path, help="write the markdown table to this file")
-    args = p.parse_args(argv)
+    return p
 
-    from bench_core import machine_info  # same folder
 
-    from rescunet_ij.device import resolve_device
-
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Training settings: the defaults (or quick ones), overridden by the options given."""
     s = dict(QUICK if args.quick else DEFAULTS)
     for key in (
         "epochs",
@@ -579,18 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, key)
         if v is not None:
             s[key] = v
-    max_objects = args.max_objects if args.max_objects is not None else (3 if args.quick else None)
-    max_train = (
-        args.max_train_samples
-        if args.max_train_samples is not None
-        else (24 if args.quick else None)
-    )
-    device = resolve_device(args.device).type
+    return s
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
-    experiments = [
+def _experiments(args: argparse.Namespace) -> list[tuple[Any, ...]]:
+    """(name, dataset, train seq, test seq, train frames, test frames) of each experiment."""
+    experiments: list[tuple[Any, ...]] = [
         (
             f"{args.dataset} {args.train_seq}->{args.test_seq}",
             args.dataset,
@@ -611,6 +604,29 @@ def main(argv: list[str] | None = None) -> int:
                 slice(40, 65),
             )
         )
+    return experiments
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+
+    from bench_core import machine_info  # same folder
+
+    from rescunet_ij.device import resolve_device
+
+    s = _settings(args)
+    max_objects = args.max_objects if args.max_objects is not None else (3 if args.quick else None)
+    max_train = (
+        args.max_train_samples
+        if args.max_train_samples is not None
+        else (24 if args.quick else None)
+    )
+    device = resolve_device(args.device).type
     report: dict[str, Any] = {
         "machine": machine_info(),
         "device": device,
@@ -619,14 +635,14 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "experiments": [],
     }
-    for k, (name, ds, trs, tes, trf, tef) in enumerate(experiments):
+    for k, (name, ds, trs, tes, trf, tef) in enumerate(_experiments(args)):
         es, mt = dict(s), max_train
         if k == 1 and not args.quick:  # the SIM+ split: many samples, so a subset and few epochs
             es.update(epochs=args.sim_epochs, patience=min(s["patience"] or 3, 3))
             mt = args.sim_max_train_samples
         report["experiments"].append(
             run_experiment(
-                name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, log
+                name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, _log
             )
         )
     md = markdown(report)

@@ -438,86 +438,67 @@ def _ok(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "**no**")
 
 
-def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Table rows for one device's results."""
-    rows: list[list[str]] = []
-    on_gpu = device.startswith("cuda")
-    tl, ts, pr = res.get("train_loop", {}), res.get("train_step", {}), res.get("propagate", {})
+def _training_row(device: str, r: dict[str, Any], label: str, error_label: str) -> list[list[str]]:
+    """The samples/s row of one training measurement (none if it did not run)."""
+    if not r:
+        return []
+    if "error" in r:
+        return [[device, error_label, f"error: {r['error']}", "", "", "", ""]]
+    sp = r["samples_per_s"] / PYJAMAS["train_samples_per_s"]
+    return [
+        [
+            device,
+            label,
+            _fmt(r["samples_per_s"]),
+            str(PYJAMAS["train_samples_per_s"]),
+            f"{sp:.2f}x",
+            ">= 1.5x",
+            _ok(sp >= TARGETS["train_speedup"]),
+        ]
+    ]
 
-    def mem(r: dict[str, Any]) -> float | None:
-        if not r or "error" in r:
-            return None
-        return r.get("cuda_peak_mb") if on_gpu else r.get("peak_rss_mb")
 
-    if not tl:
-        pass
-    elif "error" in tl:
-        rows.append([device, "training, train_model", f"error: {tl['error']}", "", "", "", ""])
-    else:
-        sp = tl["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append(
-            [
-                device,
-                "training samples/s (train_model, with data loading)",
-                _fmt(tl["samples_per_s"]),
-                str(PYJAMAS["train_samples_per_s"]),
-                f"{sp:.2f}x",
-                ">= 1.5x",
-                _ok(sp >= TARGETS["train_speedup"]),
-            ]
-        )
-    if not ts:
-        pass
-    elif "error" in ts:
-        rows.append([device, "training, network step", f"error: {ts['error']}", "", "", "", ""])
-    else:
-        sp = ts["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append(
-            [
-                device,
-                "training samples/s (network step only)",
-                _fmt(ts["samples_per_s"]),
-                str(PYJAMAS["train_samples_per_s"]),
-                f"{sp:.2f}x",
-                ">= 1.5x",
-                _ok(sp >= TARGETS["train_speedup"]),
-            ]
-        )
+def _propagation_rows(device: str, pr: dict[str, Any]) -> list[list[str]]:
+    """The speed rows of the propagation measurement (none if it did not run)."""
     if not pr:
-        pass
-    elif "error" in pr:
-        rows.append([device, "propagation", f"error: {pr['error']}", "", "", "", ""])
-    else:
-        sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
-        rows.append(
-            [
-                device,
-                "propagation s per object-frame",
-                f"{pr['s_per_object_frame']:.4f}",
-                str(PYJAMAS["predict_s_per_object_frame"]),
-                f"{sp:.1f}x faster",
-                ">= 20x",
-                _ok(sp >= TARGETS["predict_speedup"]),
-            ]
-        )
-        rows.append(
-            [
-                device,
-                "propagation object-frames/s",
-                _fmt(pr["object_frames_per_s"]),
-                _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
-                "",
-                "",
-                "",
-            ]
-        )
+        return []
+    if "error" in pr:
+        return [[device, "propagation", f"error: {pr['error']}", "", "", "", ""]]
+    sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
+    return [
+        [
+            device,
+            "propagation s per object-frame",
+            f"{pr['s_per_object_frame']:.4f}",
+            str(PYJAMAS["predict_s_per_object_frame"]),
+            f"{sp:.1f}x faster",
+            ">= 20x",
+            _ok(sp >= TARGETS["predict_speedup"]),
+        ],
+        [
+            device,
+            "propagation object-frames/s",
+            _fmt(pr["object_frames_per_s"]),
+            _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
+            "",
+            "",
+            "",
+        ],
+    ]
+
+
+def _memory_rows(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Peak memory rows: RSS on the CPU, ``max_memory_allocated`` on CUDA."""
+    on_gpu = device.startswith("cuda")
     what = "peak GPU memory (max_memory_allocated)" if on_gpu else "peak RSS (whole process)"
-    for label, r, ref in (
-        ("training", tl, "train_peak_gb"),
-        ("training, network step", ts, "train_peak_gb"),
-        ("propagation", pr, "predict_peak_gb"),
+    rows = []
+    for label, task, ref in (
+        ("training", "train_loop", "train_peak_gb"),
+        ("training, network step", "train_step", "train_peak_gb"),
+        ("propagation", "propagate", "predict_peak_gb"),
     ):
-        m = mem(r)
+        r = res.get(task, {})
+        m = None if not r or "error" in r else r.get("cuda_peak_mb" if on_gpu else "peak_rss_mb")
         if m is None:
             continue
         gb = m / 1024
@@ -534,6 +515,26 @@ def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
             ]
         )
     return rows
+
+
+def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Table rows for one device's results."""
+    return (
+        _training_row(
+            device,
+            res.get("train_loop", {}),
+            "training samples/s (train_model, with data loading)",
+            "training, train_model",
+        )
+        + _training_row(
+            device,
+            res.get("train_step", {}),
+            "training samples/s (network step only)",
+            "training, network step",
+        )
+        + _propagation_rows(device, res.get("propagate", {}))
+        + _memory_rows(device, res)
+    )
 
 
 def markdown(report: dict[str, Any]) -> str:
