@@ -1,4 +1,4 @@
-"""Accuracy benchmark on Cell Tracking Challenge data: train on one sequence, propagate on another.
+r"""Accuracy benchmark on Cell Tracking Challenge data: train on one sequence, propagate on another.
 
 For each experiment a ReSCU-Net is trained (:func:`rescunet_ij.train.loop.train_model`) on the
 ground-truth masks of one sequence (or frame range) and evaluated on another with the propagation
@@ -20,11 +20,11 @@ no masks): one sample per object and pair of consecutive frames that both have i
 
 Usage::
 
-    python benchmarks/bench_accuracy_ctc.py                       # GOWT1 01 -> 02, ~15 min on 2 CPU cores
-    python benchmarks/bench_accuracy_ctc.py --also-sim            # plus SIM+ 01 split in time
-    python benchmarks/bench_accuracy_ctc.py --dataset Fluo-N2DH-SIM+ --train-seq 01 --test-seq 01 \\
+    python benchmarks/bench_accuracy_ctc.py             # GOWT1 01 -> 02, ~15 min on 2 CPU cores
+    python benchmarks/bench_accuracy_ctc.py --also-sim  # plus SIM+ 01 split in time
+    python benchmarks/bench_accuracy_ctc.py --dataset Fluo-N2DH-SIM+ --train-seq 01 --test-seq 01 \
         --train-frames 0:40 --test-frames 40:65
-    python benchmarks/bench_accuracy_ctc.py --quick               # seconds; checks the script runs
+    python benchmarks/bench_accuracy_ctc.py --quick     # seconds; checks the script runs
 
 The data folder (default ``../shared/data/ctc`` relative to the repository) is only read.
 """
@@ -52,7 +52,7 @@ for _p in (REPO, Path(__file__).resolve().parent):  # this checkout's package, a
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from rescunet_ij.types import ObjectMask
+from rescunet_ij.types import ObjectMask  # noqa: E402 - after this checkout joins sys.path
 
 # Settings for GOWT1 nuclei (about 60 px across) on 2 CPU cores: a 96 px native window (the
 # nucleus plus a margin) rescaled to a 64 px network input, 32 base filters. A 128 px window was
@@ -243,7 +243,8 @@ def train(samples: list, s: dict[str, Any], device: str, log: Any) -> Any:
                 else f" val loss {r['val_loss']:.4f} val IoU {r['val_iou']:.3f}"
             )
             log(
-                f"    epoch {e}: loss {r['train_loss']:.4f} IoU {r['train_iou']:.3f}{val} ({r['seconds']:.1f} s)"
+                f"    epoch {e}: loss {r['train_loss']:.4f} IoU {r['train_iou']:.3f}{val} "
+                f"({r['seconds']:.1f} s)"
             )
 
     with warnings.catch_warnings():
@@ -310,7 +311,10 @@ def single_step(
 
 
 def multi_step(model: Any, seq: Sequence, device: str, max_objects: int | None) -> dict[str, Any]:
-    """Propagate own predictions from each object's first true mask; IoU at every later true mask."""
+    """Propagate own predictions from each object's first true mask.
+
+    The IoU is taken at every later frame with a true mask.
+    """
     prop = _propagator(model, device)
     objs = _selected_objects(seq, max_objects)
     tracks = {o: f for o, f in seq.tracks().items() if o in objs and len(f) >= 2}
@@ -393,13 +397,16 @@ def markdown(report: dict[str, Any]) -> str:
     out = [
         "# rescunet-ij accuracy on Cell Tracking Challenge data",
         "",
-        f"Machine: {m['cpu']}, {m['usable_cpus']} CPU(s), torch {m.get('torch')}, GPU: {m.get('gpu') or 'none'}; "
+        f"Machine: {m['cpu']}, {m['usable_cpus']} CPU(s), torch {m.get('torch')}, "
+        f"GPU: {m.get('gpu') or 'none'}; "
         f"device used: {report['device']}. Date: {report['date']}."
         + (" **QUICK settings (not a benchmark)**" if report["quick"] else ""),
         "",
-        "IoU of the predicted mask with the ground truth; the copy baseline reuses the mask of the prompt frame.",
+        "IoU of the predicted mask with the ground truth; "
+        "the copy baseline reuses the mask of the prompt frame.",
         "",
-        "| experiment | evaluation | n | mean IoU | median IoU | copy mean | copy median | beats copy | notes |",
+        "| experiment | evaluation | n | mean IoU | median IoU | copy mean | copy median "
+        "| beats copy | notes |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for exp in report["experiments"]:
@@ -408,18 +415,23 @@ def markdown(report: dict[str, Any]) -> str:
     for exp in report["experiments"]:
         s, t = exp["settings"], exp["training"]
         out.append(
-            f"* **{exp['name']}**: train {exp['train']}, test {exp['test']}; {t['n_samples']} training samples "
+            f"* **{exp['name']}**: train {exp['train']}, test {exp['test']}; "
+            f"{t['n_samples']} training samples "
             + (
                 f"(an evenly spread subset of {t['n_available']}) "
                 if t["n_available"] > t["n_samples"]
                 else ""
             )
-            + f"({t['n_train']} train / {t['n_val']} validation) from SEG masks in consecutive frames; "
-            f"input {s['input_size']} px, subimage {s['subimage']} px, base filters {s['base_filters']}, "
+            + f"({t['n_train']} train / {t['n_val']} validation) "
+            "from SEG masks in consecutive frames; "
+            f"input {s['input_size']} px, subimage {s['subimage']} px, "
+            f"base filters {s['base_filters']}, "
             f"L={s['concatenation_level']}, batch {s['batch_size']}, lr {s['learning_rate']}, "
             f"{t['epochs_run']} of max {s['epochs']} epochs (best {t['best_epoch']}, "
-            f"patience {s['patience']}), {t['seconds']:.0f} s training, {exp['eval_seconds']:.0f} s evaluation; "
-            f"final train IoU {_f(t.get('train_iou'))}, val IoU {_f(t.get('val_iou'))} (network windows); "
+            f"patience {s['patience']}), {t['seconds']:.0f} s training, "
+            f"{exp['eval_seconds']:.0f} s evaluation; "
+            f"final train IoU {_f(t.get('train_iou'))}, val IoU {_f(t.get('val_iou'))} "
+            "(network windows); "
             f"SEG objects dropped in relabelling: {exp['dropped']}."
         )
     out.append("")
@@ -449,7 +461,8 @@ def run_experiment(
     if not samples:
         raise SystemExit(
             f"{tr.name} frames {tr.frames.start}-{tr.frames.stop - 1} give no training pairs "
-            "(no object has SEG masks in two consecutive frames); choose another sequence or frame range"
+            "(no object has SEG masks in two consecutive frames); "
+            "choose another sequence or frame range"
         )
     n_available = len(samples)
     if max_train and len(samples) > max_train:
@@ -493,8 +506,8 @@ def run_experiment(
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point."""
+def _parser() -> argparse.ArgumentParser:
+    """The command-line options."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="CTC folder (default: %(default)s)"
@@ -547,12 +560,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--json", type=Path, help="write the results (with every IoU) to this JSON file")
     p.add_argument("--markdown", type=Path, help="write the markdown table to this file")
-    args = p.parse_args(argv)
+    return p
 
-    from bench_core import machine_info  # same folder
 
-    from rescunet_ij.device import resolve_device
-
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    """Training settings: the defaults (or quick ones), overridden by the options given."""
     s = dict(QUICK if args.quick else DEFAULTS)
     for key in (
         "epochs",
@@ -566,18 +578,12 @@ def main(argv: list[str] | None = None) -> int:
         v = getattr(args, key)
         if v is not None:
             s[key] = v
-    max_objects = args.max_objects if args.max_objects is not None else (3 if args.quick else None)
-    max_train = (
-        args.max_train_samples
-        if args.max_train_samples is not None
-        else (24 if args.quick else None)
-    )
-    device = resolve_device(args.device).type
+    return s
 
-    def log(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
 
-    experiments = [
+def _experiments(args: argparse.Namespace) -> list[tuple[Any, ...]]:
+    """(name, dataset, train seq, test seq, train frames, test frames) of each experiment."""
+    experiments: list[tuple[Any, ...]] = [
         (
             f"{args.dataset} {args.train_seq}->{args.test_seq}",
             args.dataset,
@@ -598,6 +604,29 @@ def main(argv: list[str] | None = None) -> int:
                 slice(40, 65),
             )
         )
+    return experiments
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point."""
+    args = _parser().parse_args(argv)
+
+    from bench_core import machine_info  # same folder
+
+    from rescunet_ij.device import resolve_device
+
+    s = _settings(args)
+    max_objects = args.max_objects if args.max_objects is not None else (3 if args.quick else None)
+    max_train = (
+        args.max_train_samples
+        if args.max_train_samples is not None
+        else (24 if args.quick else None)
+    )
+    device = resolve_device(args.device).type
     report: dict[str, Any] = {
         "machine": machine_info(),
         "device": device,
@@ -606,14 +635,14 @@ def main(argv: list[str] | None = None) -> int:
         "data": str(args.data),
         "experiments": [],
     }
-    for k, (name, ds, trs, tes, trf, tef) in enumerate(experiments):
+    for k, (name, ds, trs, tes, trf, tef) in enumerate(_experiments(args)):
         es, mt = dict(s), max_train
         if k == 1 and not args.quick:  # the SIM+ split: many samples, so a subset and few epochs
             es.update(epochs=args.sim_epochs, patience=min(s["patience"] or 3, 3))
             mt = args.sim_max_train_samples
         report["experiments"].append(
             run_experiment(
-                name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, log
+                name, args.data, ds, trs, tes, trf, tef, es, device, max_objects, mt, _log
             )
         )
     md = markdown(report)

@@ -1,6 +1,6 @@
 """Throughput of the ImageJ bridge: pixels ImagePlus <-> xarray, and ROIs <-> ROI Manager.
 
-    xvfb-run -a python benchmarks/bench_bridge.py                 # 512x512x200 16-bit, 50 x 100 ROIs
+    xvfb-run -a python benchmarks/bench_bridge.py         # 512x512x200 16-bit, 50 x 100 ROIs
     xvfb-run -a python benchmarks/bench_bridge.py --frames 50 --objects 20 --repeat 5
 
 Prints a table (median of ``--repeat`` runs; the first run of each also warms up the JIT).
@@ -13,6 +13,7 @@ import argparse
 import statistics
 import sys
 import time
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ def _time(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(times), out
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=512, help="image width and height")
     p.add_argument("--frames", type=int, default=200)
@@ -34,37 +35,40 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--roi-frames", type=int, default=100, help="frames for the ROI test")
     p.add_argument("--vertices", type=int, default=40, help="vertices per outline")
     p.add_argument("--repeat", type=int, default=3)
-    a = p.parse_args(argv)
+    return p
 
-    from rescunet_ij import bridge
+
+Row = tuple[str, str, str]
+
+
+def pixel_rows(bridge: Any, a: argparse.Namespace) -> list[Row]:
+    """Time a random 16-bit movie xarray -> ImagePlus -> xarray (and check the round trip)."""
     from rescunet_ij.io.movie import as_movie
-    from rescunet_ij.types import Outline
-
-    t0 = time.perf_counter()
-    ij = bridge.start_imagej()
-    t_start = time.perf_counter() - t0
-    rows: list[tuple[str, str, str]] = [("start ImageJ (JVM + ij.jar)", f"{t_start:.2f} s", "")]
 
     rng = np.random.default_rng(0)
     data = rng.integers(0, 65535, (a.frames, a.size, a.size), dtype=np.uint16)
     movie = as_movie(data, dims="tyx")
     mb = data.nbytes / 1e6
     sec, imp = _time(lambda: bridge.movie_to_imageplus(movie, "bench"), a.repeat)
-    rows.append(
+    rows = [
         (
             f"xarray -> ImagePlus ({a.size}x{a.size}x{a.frames} 16-bit, {mb:.0f} MB)",
             f"{sec:.3f} s",
             f"{mb / sec:,.0f} MB/s",
         )
-    )
+    ]
     sec, back = _time(lambda: bridge.imageplus_to_movie(imp), a.repeat)
     rows.append(("ImagePlus -> xarray", f"{sec:.3f} s", f"{mb / sec:,.0f} MB/s"))
     assert np.array_equal(back.values[:, 0, 0], data)
+    return rows
 
-    n_roi = a.objects * a.roi_frames
-    small = ij.jc.IJ.createHyperStack("rois", 2048, 2048, 1, 1, a.roi_frames, 8)
+
+def _outlines(a: argparse.Namespace) -> list[Any]:
+    """``a.objects`` circles per frame on a grid, drifting a little from frame to frame."""
+    from rescunet_ij.types import Outline
+
     angles = np.linspace(0, 2 * np.pi, a.vertices, endpoint=False)
-    outlines = [
+    return [
         Outline(
             k,
             f,
@@ -78,14 +82,21 @@ def main(argv: list[str] | None = None) -> int:
         for f in range(a.roi_frames)
         for k in range(1, a.objects + 1)
     ]
+
+
+def roi_rows(bridge: Any, ij: Any, a: argparse.Namespace) -> list[Row]:
+    """Time outlines <-> Roi objects and the ROI Manager: fill, partial replacement, read back."""
+    n_roi = a.objects * a.roi_frames
+    small = ij.jc.IJ.createHyperStack("rois", 2048, 2048, 1, 1, a.roi_frames, 8)
+    outlines = _outlines(a)
     sec, rois = _time(lambda: bridge.outlines_to_rois(outlines, small), a.repeat)
-    rows.append(
+    rows = [
         (
             f"outlines -> Roi objects ({a.objects} objects x {a.roi_frames} frames = {n_roi})",
             f"{sec:.3f} s",
             f"{n_roi / sec:,.0f} ROI/s",
         )
-    )
+    ]
     sec, _ = _time(lambda: bridge.rois_to_outlines(rois, small), a.repeat)
     rows.append(
         (
@@ -94,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{n_roi / sec:,.0f} ROI/s",
         )
     )
-
     rm = ij.roi_manager() if not ij.headless else ij.jc.RoiManager(True)
 
-    def push_all():
+    def push_all() -> Any:
         rm.reset()
         return bridge.outlines_to_roimanager(outlines, rm, small)
 
@@ -107,11 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     half = a.roi_frames // 2
     later = [o for o in outlines if o.frame >= half]
-
-    def replace_half():
-        return bridge.outlines_to_roimanager(later, rm, small)
-
-    sec, summary = _time(replace_half, a.repeat)
+    sec, summary = _time(lambda: bridge.outlines_to_roimanager(later, rm, small), a.repeat)
     rows.append(
         (
             f"re-propagation: replace frames {half + 1}..{a.roi_frames} ({len(later)} ROIs)",
@@ -121,6 +127,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     sec, _ = _time(lambda: bridge.roimanager_to_outlines(rm, small), a.repeat)
     rows.append(("ROI Manager -> outlines", f"{sec:.3f} s", f"{n_roi / sec:,.0f} ROI/s"))
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: start ImageJ, time each operation, print the table."""
+    a = _parser().parse_args(argv)
+
+    from rescunet_ij import bridge
+
+    t0 = time.perf_counter()
+    ij = bridge.start_imagej()
+    t_start = time.perf_counter() - t0
+    rows: list[Row] = [("start ImageJ (JVM + ij.jar)", f"{t_start:.2f} s", "")]
+    rows += pixel_rows(bridge, a)
+    rows += roi_rows(bridge, ij, a)
 
     width = max(len(r[0]) for r in rows)
     print(f"ImageJ {ij.version}, Python {sys.version.split()[0]}, median of {a.repeat}")

@@ -15,8 +15,9 @@ of ``torch.cuda.max_memory_allocated`` is reported too.
 * **propagation**: one :class:`~rescunet_ij.propagate.Propagator` run over the movie from the
   true masks of frame 0, all objects batched, first frame excluded (warm-up). The network has
   *random weights* (speed does not depend on them); its full forward pass is computed, but its
-  output is replaced by the prompt (see :func:`_echo_network`) so objects are not lost and the
-  per-object work (window planning, merging, hole filling, outlines) is timed as in real use.
+  output is replaced by the prompt (``_standins.StandInNetwork``, ``answer="prompt"``) so objects
+  are not lost and the per-object work (window planning, merging, hole filling, outlines) is
+  timed as in real use.
 
 The PyJAMAS reference figures (2 CPU cores) are those quoted in the issue; they were not measured
 by this script.
@@ -149,7 +150,10 @@ def _rss_now_mb() -> float | None:
 
 
 def _peak_rss_mb() -> float:
-    """Peak resident memory of this process so far, MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    """Peak resident memory of this process so far, MiB.
+
+    ``ru_maxrss`` is in KiB on Linux and in bytes on macOS.
+    """
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -312,36 +316,11 @@ def child_train_step(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     return out
 
 
-def _echo_network(mcfg: Any) -> Any:
-    """A random-weight ReSCU-Net whose output follows the prompt (the network is still computed).
-
-    Speed does not depend on the weights, but with random weights every object is lost after one
-    frame and the per-object clean-up (hole filling, components, outlines) is never timed. This
-    network runs the full random-weight forward pass, then returns logits that make the prompt the
-    prediction, so objects keep realistic masks from frame to frame.
-    """
-    import torch
-
-    from rescunet_ij.model import ReSCUNet
-
-    class _PromptEcho(ReSCUNet):
-        def forward(self, image, prev_mask):
-            logits = super().forward(image, prev_mask)
-            p = prev_mask.to(logits.dtype) * 2.0 - 1.0  # +1 inside the prompt, -1 outside
-            return logits * 0.0 + 8.0 * torch.cat([-p, p], dim=1)
-
-    return _PromptEcho(
-        in_channels=mcfg.in_channels,
-        base_filters=mcfg.base_filters,
-        concatenation_level=mcfg.concatenation_level,
-        dropout=mcfg.dropout,
-    )
-
-
 def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
     """Time one Propagator run over the movie, all objects batched (first frame excluded)."""
     import numpy as np
     import torch
+    from _standins import stand_in_network  # beside this script
 
     from rescunet_ij.config import ModelConfig, NormalizationConfig, PropagateConfig
     from rescunet_ij.device import resolve_device
@@ -362,7 +341,9 @@ def child_propagate(s: dict[str, Any], device_name: str) -> dict[str, Any]:
         concatenation_level=s["concatenation_level"],
         base_filters=s["base_filters"],
     )
-    loaded = model_from_network(_echo_network(mcfg), mcfg, NormalizationConfig())  # random weights
+    # Random weights; the full forward pass runs, then the prompt is the prediction.
+    network = stand_in_network(mcfg, answer="prompt")
+    loaded = model_from_network(network, mcfg, NormalizationConfig())
     prop = Propagator(loaded, PropagateConfig(device=device.type, batch_size=s["prop_batch_size"]))
     state = prop.init_state(sim.images)
     ids = [int(o) for o in np.unique(sim.labels[0]) if o]
@@ -457,86 +438,67 @@ def _ok(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "**no**")
 
 
-def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Table rows for one device's results."""
-    rows: list[list[str]] = []
-    on_gpu = device.startswith("cuda")
-    tl, ts, pr = res.get("train_loop", {}), res.get("train_step", {}), res.get("propagate", {})
+def _training_row(device: str, r: dict[str, Any], label: str, error_label: str) -> list[list[str]]:
+    """The samples/s row of one training measurement (none if it did not run)."""
+    if not r:
+        return []
+    if "error" in r:
+        return [[device, error_label, f"error: {r['error']}", "", "", "", ""]]
+    sp = r["samples_per_s"] / PYJAMAS["train_samples_per_s"]
+    return [
+        [
+            device,
+            label,
+            _fmt(r["samples_per_s"]),
+            str(PYJAMAS["train_samples_per_s"]),
+            f"{sp:.2f}x",
+            ">= 1.5x",
+            _ok(sp >= TARGETS["train_speedup"]),
+        ]
+    ]
 
-    def mem(r: dict[str, Any]) -> float | None:
-        if not r or "error" in r:
-            return None
-        return r.get("cuda_peak_mb") if on_gpu else r.get("peak_rss_mb")
 
-    if not tl:
-        pass
-    elif "error" in tl:
-        rows.append([device, "training, train_model", f"error: {tl['error']}", "", "", "", ""])
-    else:
-        sp = tl["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append(
-            [
-                device,
-                "training samples/s (train_model, with data loading)",
-                _fmt(tl["samples_per_s"]),
-                str(PYJAMAS["train_samples_per_s"]),
-                f"{sp:.2f}x",
-                ">= 1.5x",
-                _ok(sp >= TARGETS["train_speedup"]),
-            ]
-        )
-    if not ts:
-        pass
-    elif "error" in ts:
-        rows.append([device, "training, network step", f"error: {ts['error']}", "", "", "", ""])
-    else:
-        sp = ts["samples_per_s"] / PYJAMAS["train_samples_per_s"]
-        rows.append(
-            [
-                device,
-                "training samples/s (network step only)",
-                _fmt(ts["samples_per_s"]),
-                str(PYJAMAS["train_samples_per_s"]),
-                f"{sp:.2f}x",
-                ">= 1.5x",
-                _ok(sp >= TARGETS["train_speedup"]),
-            ]
-        )
+def _propagation_rows(device: str, pr: dict[str, Any]) -> list[list[str]]:
+    """The speed rows of the propagation measurement (none if it did not run)."""
     if not pr:
-        pass
-    elif "error" in pr:
-        rows.append([device, "propagation", f"error: {pr['error']}", "", "", "", ""])
-    else:
-        sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
-        rows.append(
-            [
-                device,
-                "propagation s per object-frame",
-                f"{pr['s_per_object_frame']:.4f}",
-                str(PYJAMAS["predict_s_per_object_frame"]),
-                f"{sp:.1f}x faster",
-                ">= 20x",
-                _ok(sp >= TARGETS["predict_speedup"]),
-            ]
-        )
-        rows.append(
-            [
-                device,
-                "propagation object-frames/s",
-                _fmt(pr["object_frames_per_s"]),
-                _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
-                "",
-                "",
-                "",
-            ]
-        )
+        return []
+    if "error" in pr:
+        return [[device, "propagation", f"error: {pr['error']}", "", "", "", ""]]
+    sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
+    return [
+        [
+            device,
+            "propagation s per object-frame",
+            f"{pr['s_per_object_frame']:.4f}",
+            str(PYJAMAS["predict_s_per_object_frame"]),
+            f"{sp:.1f}x faster",
+            ">= 20x",
+            _ok(sp >= TARGETS["predict_speedup"]),
+        ],
+        [
+            device,
+            "propagation object-frames/s",
+            _fmt(pr["object_frames_per_s"]),
+            _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
+            "",
+            "",
+            "",
+        ],
+    ]
+
+
+def _memory_rows(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Peak memory rows: RSS on the CPU, ``max_memory_allocated`` on CUDA."""
+    on_gpu = device.startswith("cuda")
     what = "peak GPU memory (max_memory_allocated)" if on_gpu else "peak RSS (whole process)"
-    for label, r, ref in (
-        ("training", tl, "train_peak_gb"),
-        ("training, network step", ts, "train_peak_gb"),
-        ("propagation", pr, "predict_peak_gb"),
+    rows = []
+    for label, task, ref in (
+        ("training", "train_loop", "train_peak_gb"),
+        ("training, network step", "train_step", "train_peak_gb"),
+        ("propagation", "propagate", "predict_peak_gb"),
     ):
-        m = mem(r)
+        r = res.get(task, {})
+        m = None if not r or "error" in r else r.get("cuda_peak_mb" if on_gpu else "peak_rss_mb")
         if m is None:
             continue
         gb = m / 1024
@@ -555,6 +517,26 @@ def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Table rows for one device's results."""
+    return (
+        _training_row(
+            device,
+            res.get("train_loop", {}),
+            "training samples/s (train_model, with data loading)",
+            "training, train_model",
+        )
+        + _training_row(
+            device,
+            res.get("train_step", {}),
+            "training samples/s (network step only)",
+            "training, network step",
+        )
+        + _propagation_rows(device, res.get("propagate", {}))
+        + _memory_rows(device, res)
+    )
+
+
 def markdown(report: dict[str, Any]) -> str:
     """The whole report as markdown: machine, settings, table, notes."""
     m, s = report["machine"], report["settings"]
@@ -564,17 +546,22 @@ def markdown(report: dict[str, Any]) -> str:
         (
             f"Machine: {m['cpu']}, {m['usable_cpus']} usable CPU(s) of {m['logical_cpus']}, "
             f"torch {m.get('torch')} ({m.get('torch_threads')} threads), Python {m['python']}, "
-            f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. Load average (1/5/15 min) before "
+            f"GPU: {m.get('gpu') or 'none'}. Date: {report['date']}. "
+            f"Load average (1/5/15 min) before "
             f"{report.get('load_before')}, after {report.get('load_after')}."
             f"{' **QUICK settings (not a benchmark)**' if report['quick'] else ''}"
         ),
         "",
         (
-            f"Settings: input {s['input_size']}x{s['input_size']}, concatenation level {s['concatenation_level']}, "
+            f"Settings: input {s['input_size']}x{s['input_size']}, "
+            f"concatenation level {s['concatenation_level']}, "
             f"base filters {s['base_filters']}, training batch {s['batch_size']}, "
-            f"{s['frame_size']}x{s['frame_size']} frames; training on {s['train_objects']} objects x "
-            f"{s['train_frames'] - 1} frame pairs of a synthetic movie (warm-up {s['warmup']} batches excluded); "
-            f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames (after {s['prop_warmup_frames']} "
+            f"{s['frame_size']}x{s['frame_size']} frames; "
+            f"training on {s['train_objects']} objects x "
+            f"{s['train_frames'] - 1} frame pairs of a synthetic movie "
+            f"(warm-up {s['warmup']} batches excluded); "
+            f"propagation of {s['prop_objects']} objects x {s['prop_frames']} frames "
+            f"(after {s['prop_warmup_frames']} "
             f"warm-up frame), all objects batched, random weights."
         ),
         "",
@@ -594,12 +581,16 @@ def markdown(report: dict[str, Any]) -> str:
     lines += [
         "",
         (
-            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles the whole "
+            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; "
+            "prediction tiles the whole "
             "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
-            "Propagation uses random weights (speed does not depend on them); the network's output is replaced "
-            "by its prompt after the full forward pass so that objects are not lost and their clean-up and "
+            "Propagation uses random weights (speed does not depend on them); "
+            "the network's output is replaced "
+            "by its prompt after the full forward pass so that objects are not lost "
+            "and their clean-up and "
             "outlines are timed too; accuracy is measured by "
-            "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process (Python, torch, data); "
+            "`bench_accuracy_ctc.py`. Peak RSS is the whole measurement process "
+            "(Python, torch, data); "
             "`rss_after_imports_mb` is its size before any work."
         ),
         "",
@@ -617,7 +608,8 @@ def devices_for(choice: str) -> list[str]:
     if choice == "cuda":
         if not has_cuda:
             raise SystemExit(
-                f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; use --device cpu"
+                f"--device cuda: this torch ({torch.__version__}) sees no CUDA GPU; "
+                "use --device cpu"
             )
         return ["cuda"]
     return ["cpu", "cuda"] if has_cuda else ["cpu"]

@@ -4,8 +4,8 @@ Setting: 10 objects x 10 frames of a 256x256 synthetic movie
 (:func:`rescunet_ij.sample_data.synthetic_movie`), a ReSCU-Net with network input 64, concatenation
 level 1 and 64 base filters (~31 M parameters, random weights). So that tracking stays realistic
 whatever the random weights predict, the network's output is replaced by an oracle (bright pixels
-near the previous mask) *after* the full ReSCU-Net forward pass has run: the cost is the real
-network's, the masks are the oracle's.
+near the previous mask; ``_standins.StandInNetwork``, ``answer="oracle"``) *after* the full
+ReSCU-Net forward pass has run: the cost is the real network's, the masks are the oracle's.
 
 Reported: total seconds per object-frame, the share spent in the network's forward passes, and
 the engine's own overhead (windows, normalisation, merging, clean-up, outlines) measured with the
@@ -14,55 +14,55 @@ oracle alone. The PyJAMAS reference is 3.4 s per object per 256x256 frame on 2 C
 Usage::
 
     python benchmarks/bench_propagate_engine.py [--device cpu|cuda] [--objects 10] [--frames 10]
+    python benchmarks/bench_propagate_engine.py --quick     # tiny settings, seconds (smoke test)
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+from _standins import stand_in_network  # beside this script
 
 from rescunet_ij.config import ModelConfig, NormalizationConfig, PropagateConfig
 from rescunet_ij.io.checkpoint import model_from_network
-from rescunet_ij.model import ReSCUNet
 from rescunet_ij.propagate import Propagator
 from rescunet_ij.sample_data import synthetic_movie
 
+PYJAMAS_S_PER_OBJECT_FRAME = 3.4
+"""PyJAMAS on 2 CPU cores, as quoted in the issue (not re-measured here)."""
 
-class TimedOracleNet(ReSCUNet):
-    """Runs the real ReSCU-Net (unless ``skip_network``), then returns oracle logits."""
 
-    def __init__(self, skip_network: bool = False, **kw) -> None:
-        super().__init__(**kw)
-        self.skip_network = skip_network
-        self.network_s = 0.0
+@dataclass
+class Timing:
+    """One propagation run: total and network seconds, and the object-frames predicted."""
 
-    def forward(self, image: torch.Tensor, prev_mask: torch.Tensor) -> torch.Tensor:
-        if not self.skip_network:
-            if image.is_cuda:
-                torch.cuda.synchronize()
-            t0 = time.perf_counter()
-            out = super().forward(image, prev_mask)
-            if out.is_cuda:
-                torch.cuda.synchronize()
-            self.network_s += time.perf_counter() - t0
-        near = F.max_pool2d(prev_mask.float(), 13, stride=1, padding=6) > 0
-        fg = 20.0 * (image[:, :1].float() - 0.5)
-        fg = torch.where(near, fg, torch.full_like(fg, -20.0))
-        return torch.cat([torch.zeros_like(fg), fg], dim=1)
+    total_s: float
+    network_s: float
+    object_frames: int
 
 
 def run(
-    device: str, n_objects: int, n_frames: int, skip_network: bool, batch_size: int
-) -> tuple[float, float, int]:
-    sim = synthetic_movie(n_frames + 1, (256, 256), n_objects=n_objects, radius=(9.0, 13.0), seed=3)
-    mc = ModelConfig(input_size=64, base_filters=64, concatenation_level=1, dropout=True)
-    torch.manual_seed(0)
-    net = TimedOracleNet(
-        skip_network, in_channels=1, base_filters=64, concatenation_level=1, dropout=True
+    device: str,
+    n_objects: int,
+    n_frames: int,
+    run_network: bool,
+    batch_size: int,
+    *,
+    frame_size: int = 256,
+    model_config: ModelConfig | None = None,
+) -> Timing:
+    """Propagate ``n_objects`` through ``n_frames`` frames after one warm-up run; time it."""
+    sim = synthetic_movie(
+        n_frames + 1, (frame_size, frame_size), n_objects=n_objects, radius=(9.0, 13.0), seed=3
     )
+    mc = model_config or ModelConfig(
+        input_size=64, base_filters=64, concatenation_level=1, dropout=True
+    )
+    torch.manual_seed(0)
+    net = stand_in_network(mc, answer="oracle", run_network=run_network)
     model = model_from_network(net, mc, NormalizationConfig())
     prop = Propagator(model, PropagateConfig(device=device, batch_size=batch_size))
     state = prop.init_state(sim.images)
@@ -75,25 +75,58 @@ def run(
     net.network_s = 0.0
     t0 = time.perf_counter()
     object_frames = sum(len(r.objects) for r in prop.propagate(state, 0, n_frames))
-    return time.perf_counter() - t0, net.network_s, object_frames
+    return Timing(time.perf_counter() - t0, net.network_s, object_frames)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; prints the two measurements."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--objects", type=int, default=10)
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
-    args = ap.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}")
-    total, network, n = run(args.device, args.objects, args.frames, False, args.batch_size)
-    print(
-        f"f=64 L=1 input 64: {n} object-frames in {total:.2f} s = {total / n:.3f} s/object-frame "
-        f"(network {network / n:.3f}, rest {(total - network) / n:.3f}); "
-        f"{3.4 / (total / n):.0f}x faster than PyJAMAS' 3.4 s"
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny settings (3 objects, 2 frames, 96x96, base filters 4, input 32): checks it runs",
     )
-    total, _, n = run(args.device, args.objects, args.frames, True, args.batch_size)
-    print(f"engine overhead alone (oracle, no U-Net): {total / n * 1000:.1f} ms/object-frame")
+    args = ap.parse_args(argv)
+    size, mc = 256, None
+    if args.quick:
+        args.objects, args.frames, size = 3, 2, 96
+        mc = ModelConfig(input_size=32, base_filters=4, concatenation_level=1)
+    arch = mc or ModelConfig(input_size=64, base_filters=64, concatenation_level=1)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} CPU threads, device {args.device}")
+    t = run(
+        args.device,
+        args.objects,
+        args.frames,
+        True,
+        args.batch_size,
+        frame_size=size,
+        model_config=mc,
+    )
+    n = t.object_frames
+    print(
+        f"f={arch.base_filters} L={arch.concatenation_level} input {arch.input_size[0]}: "
+        f"{n} object-frames in {t.total_s:.2f} s = {t.total_s / n:.3f} s/object-frame "
+        f"(network {t.network_s / n:.3f}, rest {(t.total_s - t.network_s) / n:.3f}); "
+        f"{PYJAMAS_S_PER_OBJECT_FRAME / (t.total_s / n):.0f}x faster than PyJAMAS' "
+        f"{PYJAMAS_S_PER_OBJECT_FRAME} s"
+    )
+    t = run(
+        args.device,
+        args.objects,
+        args.frames,
+        False,
+        args.batch_size,
+        frame_size=size,
+        model_config=mc,
+    )
+    print(
+        "engine overhead alone (oracle, no U-Net): "
+        f"{t.total_s / t.object_frames * 1000:.1f} ms/object-frame"
+    )
     return 0
 
 

@@ -1,7 +1,9 @@
-"""Smoke tests of the benchmark scripts: each runs end to end with tiny settings, so they cannot rot.
+"""Smoke tests of the benchmark scripts: each runs end to end with tiny settings, so none rots.
 
 Nothing here times anything. The accuracy script runs on a small synthetic dataset written in
-the Cell Tracking Challenge layout (the real CTC data is not needed).
+the Cell Tracking Challenge layout (the real CTC data is not needed). The ImageJ bridge benchmark
+needs a real ImageJ under a display and is marked ``ij``. The last tests check that every script
+in ``benchmarks/`` is documented, listed in its README and smoke-tested here.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ def test_bench_core_table_flags_missed_targets():
 def _write_fake_ctc(
     root: Path, seed: int, seq: str, seg_frames: list[int], n_frames: int = 8
 ) -> np.ndarray:
-    """A synthetic sequence in the CTC layout; SEG labels shuffled per frame, TRA = eroded markers."""
+    """A synthetic CTC-layout sequence: SEG labels shuffled per frame, TRA = eroded markers."""
     import tifffile
     from scipy import ndimage as ndi
 
@@ -209,3 +211,159 @@ def test_bench_accuracy_reports_a_missing_data_folder(tmp_path):
     )
     assert proc.returncode != 0
     assert "no CTC sequence at" in proc.stderr and "--data" in proc.stderr
+
+
+# ----------------------------------------------------------------------------- the stand-in network
+def test_stand_in_network_answers_with_the_prompt_or_the_oracle():
+    import torch
+
+    from rescunet_ij.config import ModelConfig
+
+    standins = _load("_standins")
+    cfg = ModelConfig(input_size=32, base_filters=4, concatenation_level=1)
+    image = torch.zeros(2, 1, 32, 32)
+    image[:, :, 8:20, 8:20] = 1.0  # a bright object
+    prompt = torch.zeros(2, 1, 32, 32)
+    prompt[:, :, 10:18, 10:18] = 1.0  # its previous mask, a little smaller
+    net = standins.stand_in_network(cfg, answer="prompt").eval()
+    with torch.no_grad():
+        fg = net(image, prompt).softmax(dim=1)[:, 1] > 0.5
+    assert torch.equal(fg, prompt[:, 0] > 0) and net.network_s > 0  # the network really ran
+    oracle = standins.stand_in_network(cfg, answer="oracle", run_network=False).eval()
+    with torch.no_grad():
+        fg = oracle(image, prompt).softmax(dim=1)[:, 1] > 0.5
+    assert torch.equal(fg, image[:, 0] > 0.5) and oracle.network_s == 0.0
+    far = torch.zeros_like(prompt)
+    far[:, :, 28:, 28:] = 1.0  # a prompt far from the object: the oracle finds nothing
+    with torch.no_grad():
+        assert not (oracle(image, far).softmax(dim=1)[:, 1] > 0.5).any()
+    with pytest.raises(ValueError, match="answer must be"):
+        standins.StandInNetwork(answer="echo")
+
+
+# ----------------------------------------------------------------------------- propagate_engine
+def test_bench_propagate_engine_quick():
+    proc = _run(["benchmarks/bench_propagate_engine.py", "--quick", "--device", "cpu"])
+    lines = proc.stdout.splitlines()
+    # 3 objects x 2 frames, all kept by the oracle; the network's share is part of the total.
+    (timed,) = [line for line in lines if line.startswith("f=4 L=1 input 32:")]
+    assert "6 object-frames in" in timed and "(network " in timed
+    assert any(line.startswith("engine overhead alone") for line in lines)
+
+
+def test_bench_propagate_engine_counts_every_object_frame():
+    engine = _load("bench_propagate_engine")
+    from rescunet_ij.config import ModelConfig
+
+    mc = ModelConfig(input_size=32, base_filters=4, concatenation_level=1)
+    with_net = engine.run("cpu", 2, 2, True, 8, frame_size=96, model_config=mc)
+    without = engine.run("cpu", 2, 2, False, 8, frame_size=96, model_config=mc)
+    assert with_net.object_frames == without.object_frames == 4
+    assert 0 < with_net.network_s <= with_net.total_s and without.network_s == 0.0
+
+
+# ----------------------------------------------------------------------------- bench_memory
+@pytest.mark.skipif(
+    sys.platform != "linux" or not Path("/proc/self/clear_refs").exists(),
+    reason="measures memory through Linux's /proc and glibc",
+)
+def test_bench_memory_runs_on_a_tiny_architecture(tmp_path):
+    out_json, out_md = tmp_path / "mem.json", tmp_path / "mem.md"
+    spec = '{"base_filters": 4, "input_size": [32, 48], "concatenation_level": 0}'
+    proc = _run(
+        [
+            "benchmarks/bench_memory.py",
+            "--spec",
+            spec,
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    report = json.loads(out_json.read_text())
+    assert [r["training"] for r in report["results"]] == [False, True]
+    for r in report["results"]:
+        assert r["spec"]["input_size"] == [32, 48] and r["spec"]["concatenation_level"] == 0
+        for total in r["totals"].values():
+            assert total["measured"] > 0 and total["estimated"] > 0
+    md = out_md.read_text()
+    assert "| inference | 4 | 32x48 | 0 |" in md and md.strip() in proc.stdout
+    assert report["machine"]["torch"]
+
+
+# ----------------------------------------------------------------------------- bench_bridge
+def _imagej_missing() -> str | None:
+    """Why the real-ImageJ benchmark cannot run here, or None (as tests/ij/conftest.py decides)."""
+    for mod in ("jpype", "scyjava"):
+        if importlib.util.find_spec(mod) is None:
+            return f"{mod} is not installed (pip install 'rescunet-ij[imagej]')"
+    from rescunet_ij.bridge.gateway import find_ij_jar
+    from rescunet_ij.errors import ImageJError
+
+    try:
+        find_ij_jar()
+    except ImageJError as exc:
+        return str(exc)
+    if not os.environ.get("DISPLAY"):
+        return "no display: run under Xvfb (pytest-xvfb installed, or xvfb-run)"
+    return None
+
+
+@pytest.mark.ij
+def test_bench_bridge_quick():
+    reason = _imagej_missing()
+    if reason:
+        pytest.skip(reason)
+    # A fresh process: it starts its own JVM (one per process), whatever this one holds.
+    proc = _run(
+        [
+            "benchmarks/bench_bridge.py",
+            "--size",
+            "32",
+            "--frames",
+            "2",
+            "--objects",
+            "2",
+            "--roi-frames",
+            "2",
+            "--vertices",
+            "8",
+            "--repeat",
+            "1",
+        ],
+        timeout=240,
+    )
+    out = proc.stdout
+    assert out.startswith("ImageJ ") and "start ImageJ (JVM + ij.jar)" in out
+    assert "re-propagation: replace frames 2..2 (2 ROIs)" in out and "2 removed, 2 added" in out
+    assert "ROI Manager -> outlines" in out
+
+
+# ----------------------------------------------------------------------------- every script covered
+SCRIPTS = sorted(p for p in BENCH.glob("*.py"))
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+def test_every_benchmark_script_is_documented_listed_and_smoke_tested(script):
+    import ast
+
+    doc = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8")))
+    assert doc and len(doc.splitlines()) >= 3, f"{script.name} needs a module docstring"
+    readme = (BENCH / "README.md").read_text(encoding="utf-8")
+    assert f"| `{script.name}` |" in readme, f"{script.name} is not in benchmarks/README.md"
+    if script.name.startswith("_"):
+        return  # a helper module, tested through the scripts and on its own above
+    assert f"python benchmarks/{script.name}" in doc, f"{script.name}: say how to run it"
+    this_file = Path(__file__).read_text(encoding="utf-8")
+    assert f'"benchmarks/{script.name}"' in this_file, f"{script.name} has no smoke test here"
+
+
+def test_stand_in_networks_exist_once():
+    # One shared stand-in (benchmarks/_standins.py), not a copy per script.
+    for script in SCRIPTS:
+        text = script.read_text(encoding="utf-8")
+        if script.name != "_standins.py":
+            assert "(ReSCUNet)" not in text, f"{script.name} defines its own stand-in network"
+    for name in ("bench_core.py", "bench_propagate_engine.py"):
+        assert "from _standins import stand_in_network" in (BENCH / name).read_text()

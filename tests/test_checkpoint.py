@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import pickle
 import struct
@@ -354,3 +355,182 @@ def test_header_length_is_little_endian_u64(saved):
     (n,) = struct.unpack("<Q", data[:8])
     header = json.loads(data[8 : 8 + n])
     assert header["__metadata__"]["format"] == "rescunet-ij-model"
+
+
+# ----------------------------------------------------------------------------- format sniffing
+# A safetensors file starts with its header length (little-endian u64): about 1 file in 256 starts
+# with 0x80, the byte a pickle starts with. Safetensors must be recognised first (issue 7).
+
+
+def _header_length(data: bytes) -> int:
+    return struct.unpack("<Q", data[:8])[0]
+
+
+def _with_header_length_low_byte(data: bytes, low: int) -> bytes:
+    """The same model file with its `extra` metadata padded so the header length ends in `low`."""
+    n = _header_length(data)
+    header, body = json.loads(data[8 : 8 + n]), data[8 + n :]
+    header["__metadata__"]["extra"] = json.dumps({"pad": ""})
+    base = len(json.dumps(header).encode())
+    header["__metadata__"]["extra"] = json.dumps({"pad": "x" * ((low - base) % 256)})
+    text = json.dumps(header).encode()  # each "x" adds one byte; safetensors needs no alignment
+    assert len(text) % 256 == low
+    return struct.pack("<Q", len(text)) + text + body
+
+
+def test_models_load_whatever_their_header_length_starts_with(tmp_path, saved, net):
+    data = saved.read_bytes()
+    image, mask = _inputs()
+    net.eval()
+    with torch.no_grad():
+        expected = net(image, mask)
+    path = tmp_path / "padded.rescunet"
+    for low in range(256):
+        path.write_bytes(_with_header_length_low_byte(data, low))
+        assert path.read_bytes()[0] == low
+        loaded = load_model(path)
+        assert len(loaded.extra["pad"]) < 256
+        if low in (0x80, 0x00, 0xFF):
+            with torch.no_grad():
+                assert torch.equal(loaded.network(image, mask), expected)
+
+
+def test_save_model_file_starting_with_0x80_opens_in_info(tmp_path, net, mcfg, capsys):
+    from rescunet_ij import cli
+
+    # save_model pads the header to a multiple of 8 bytes; find an `extra` that makes it 0x..80.
+    path = tmp_path / "m.rescunet"
+    for k in range(0, 256, 8):
+        save_model(path, net, mcfg, NormalizationConfig(), extra={"pad": "x" * k})
+        if path.read_bytes()[0] == 0x80:
+            break
+    head = path.read_bytes()[:2]
+    assert head[0] == 0x80, "no padding gave a header length ending in 0x80"
+    assert load_model(path).model_config == mcfg
+    assert cli.main(["info", str(path)]) == 0
+    assert "architecture" in capsys.readouterr().err
+
+
+def test_safetensors_prefixes_are_never_taken_for_pickles(tmp_path):
+    from rescunet_ij.io.checkpoint import _MAX_HEADER, _pickle_protocol
+
+    # Every header length whose bytes begin like PROTO 2..5 (0x80, 2..5), up to the size limit:
+    # none decodes as a pickle, and a file cut inside such a header is reported as truncated.
+    json_start = b'{"__metadata__":{"format":"rescunet-ij-model","format_version":"1"}}'
+    for protocol in range(2, 6):
+        for high in range((_MAX_HEADER >> 16) + 1):
+            n = 0x80 | protocol << 8 | high << 16
+            if n > _MAX_HEADER:
+                break
+            head = struct.pack("<Q", n) + json_start
+            assert _pickle_protocol(head, size=n) is None, hex(n)
+    path = tmp_path / "cut.rescunet"
+    path.write_bytes(struct.pack("<Q", 0x460280) + json_start)
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(path)
+
+
+def test_pickle_sniffing_names_real_pickles_and_nothing_else():
+    import random
+
+    from rescunet_ij.io.checkpoint import _HEAD_BYTES, _pickle_protocol
+
+    for protocol in range(2, 6):
+        for obj in (None, {"a": 1}, "x" * 1000, list(range(100)), b"abc" * 50, 3.5, _Evil("m")):
+            data = pickle.dumps(obj, protocol=protocol)
+            assert _pickle_protocol(data[:_HEAD_BYTES], len(data)) == protocol, (protocol, obj)
+    assert _pickle_protocol(b"\x80\x02.", 3) is None  # PROTO then STOP: nothing in it
+    assert _pickle_protocol(b"\x80\x03\x00\x00", 4) is None  # 0x00 is no opcode
+    assert _pickle_protocol(b"\x80\x02\x95" + bytes(8) + b"N.", 13) is None  # FRAME: protocol 4+
+    assert _pickle_protocol(b"\x80\x01N.", 4) is None  # protocol 1 has no PROTO opcode
+    rng = random.Random(0)  # random bytes after PROTO: never an exception
+    for _ in range(2000):
+        tail = bytes(rng.randrange(256) for _ in range(rng.randrange(40)))
+        head = b"\x80" + bytes([rng.randint(2, 5)]) + tail
+        assert _pickle_protocol(head, rng.choice([len(head), 10**6])) in (None, 2, 3, 4, 5)
+
+
+def test_truncated_file_whose_header_length_starts_with_0x80(saved):
+    data = _with_header_length_low_byte(saved.read_bytes(), 0x80)
+    saved.write_bytes(data[:100])
+    with pytest.raises(ModelFileError, match="truncated"):
+        load_model(saved)
+
+
+@pytest.mark.parametrize("protocol", [2, 3, 4, 5])
+@pytest.mark.parametrize("payload", ["dict", "long_string", "none"])
+def test_refuses_pickles_of_every_protocol_unread(tmp_path, protocol, payload):
+    marker = tmp_path / "pwned"
+    obj = {
+        "dict": {"weights": [1.0] * 10, "evil": _Evil(marker)},
+        "long_string": "w" * 5000,
+        "none": None,
+    }[payload]
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=protocol))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert f"a Python pickle (protocol {protocol}" in msg and "arbitrary code" in msg
+    assert not marker.exists()
+
+
+def test_refuses_gzip_compressed_pickle_unread(tmp_path):
+    # PyJAMAS .cfr model files are gzip-compressed pickles.
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.cfr"
+    path.write_bytes(gzip.compress(pickle.dumps({"evil": _Evil(marker)}, protocol=4)))
+    with pytest.raises(ModelFileError) as info:
+        load_model(path)
+    msg = str(info.value)
+    assert "gzip" in msg and ".cfr" in msg and "arbitrary code" in msg and str(path) in msg
+    assert not marker.exists()
+
+
+def test_bytes_after_0x80_that_are_no_pickle_are_not_called_one(tmp_path):
+    path = tmp_path / "odd.bin"
+    path.write_bytes(b"\x80\x03\x00\x00\x00\x00\x00\x00xyz and more bytes")
+    with pytest.raises(ModelFileError, match="not a safetensors file") as info:
+        load_model(path)
+    assert "pickle (" not in str(info.value)
+
+
+# ----------------------------------------------------------------------------- absurd metadata
+# A model file whose JSON holds absurd sizes used to pass `info` and then fail deep inside torch or
+# numpy (storage size overflow, "array is too big", 186 GiB requested). It is refused on opening.
+
+
+def _model_json(**values):
+    data = json.loads(ModelConfig(base_filters=4, concatenation_level=1).model_dump_json())
+    data.update(values)
+    return json.dumps(data).replace("1000000000.0", "1e9")
+
+
+@pytest.mark.parametrize(
+    "key, text, field, allowed",
+    [
+        ("model_config", _model_json(input_size=[1e9, 1e9]), "input size", "16..1024"),
+        ("model_config", _model_json(input_size=4096), "input size", "16..1024"),
+        ("model_config", _model_json(base_filters=10**6), "base filters", "4..128"),
+        ("train_config", '{"subimage_size": 1e9}', "subimage size", "8..4096"),
+        ("train_config", '{"subimage_size": 1e5}', "subimage size", "8..4096"),
+        ("train_config", '{"batch_size": 1e9}', "batch size", "1..4096"),
+        ("train_config", '{"epochs": 1e12}', "epochs", "1..100000"),
+        ("normalization", '{"mode": "max", "max_value": 1e999}', "max value", "finite"),
+    ],
+)
+def test_refuses_out_of_range_metadata(tmp_path, saved, key, text, field, allowed, capsys):
+    from rescunet_ij import cli
+
+    if key == "train_config":  # the rest of a valid train config, with the absurd value
+        values = json.loads(text)
+        tcfg = json.loads(TrainConfig(model=load_model(saved).model_config).model_dump_json())
+        text = json.dumps({**tcfg, **values}).replace("1000000000.0", "1e9")
+    bad = _rewrite(saved, tmp_path / "absurd.rescunet", meta_update={key: text})
+    with pytest.raises(ModelFileError) as info:
+        load_model(bad)
+    msg = str(info.value)
+    assert f"'{key}' metadata is invalid or out of range" in msg
+    assert f"{field}:" in msg and allowed in msg and str(bad) in msg, msg
+    assert cli.main(["info", str(bad)]) == 2  # `info` refuses it too, without a traceback
+    assert field in capsys.readouterr().err

@@ -2,14 +2,32 @@
 
 Every setting has its bounds in the field; rules that tie fields together are model validators.
 Use :func:`make_config` to build one from user input: it turns pydantic's ``ValidationError`` into
-a :class:`~rescunet_ij.errors.ConfigError` that names the parameter, the value and the fix.
+a :class:`~rescunet_ij.errors.ConfigError` that names the parameter, the value, the allowed range
+and the fix.
+
+Every size, count and weight has an upper bound too, so that a typo or an edited model file
+(``input_size`` 1e9) is refused with a clear message instead of failing much later inside torch or
+numpy (storage size overflow, "array is too big", tens of GiB requested). The bounds are generous
+for real use:
+
+* network input 16..1024 pixels per side (:data:`MAX_INPUT_SIZE`): a 1024x1024 sample already
+  needs about 8 GiB to train at 64 base filters (:mod:`rescunet_ij.model.memory`); larger objects
+  are cut in a larger ``subimage_size`` window and rescaled to the input;
+* subimage (window) 8..4096 pixels per side (:data:`MAX_SUBIMAGE_SIZE`), far beyond any frame
+  ImageJ users segment one object in;
+* batch sizes 1..4096, epochs 1..100000, patience values up to 100000, base filters 4..128,
+  image channels 1..4; weights and widths bounded and finite.
+
+Whether a batch fits the device's memory is a separate question, answered by
+:func:`rescunet_ij.model.memory.fit_batch_size`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import annotated_types
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from ..errors import ConfigError
 
@@ -22,9 +40,34 @@ __all__ = [
     "make_config",
     "nearest_valid_sizes",
     "parse_size",
+    "validation_problems",
+    "MIN_INPUT_SIZE",
+    "MAX_INPUT_SIZE",
+    "INPUT_MULTIPLE",
+    "MIN_SUBIMAGE_SIZE",
+    "MAX_SUBIMAGE_SIZE",
+    "MAX_BATCH_SIZE",
+    "MAX_EPOCHS",
 ]
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
+
+INPUT_MULTIPLE = 16
+"""Network input sides must be multiples of this: the ReSCU-Net pools 4 times by 2."""
+MIN_INPUT_SIZE = 16
+"""Smallest network input side, pixels."""
+MAX_INPUT_SIZE = 1024
+"""Largest network input side, pixels (one 1024x1024 sample needs ~8 GiB to train at f=64)."""
+MIN_SUBIMAGE_SIZE = 8
+"""Smallest window side around an object, native pixels."""
+MAX_SUBIMAGE_SIZE = 4096
+"""Largest window side around an object, native pixels."""
+MAX_BATCH_SIZE = 4096
+"""Largest training batch and propagation pass (memory permitting: see model.memory)."""
+MAX_EPOCHS = 100_000
+"""Most training epochs; also the most any patience setting can be."""
+MAX_SEED = 2**64 - 1
+"""Largest random seed (torch.manual_seed's limit)."""
 
 
 class _Strict(BaseModel):
@@ -32,7 +75,7 @@ class _Strict(BaseModel):
 
 
 def nearest_valid_sizes(n: int, multiple: int = 16) -> tuple[int, int]:
-    """The valid sizes (multiples of ``multiple``, at least ``multiple``) nearest below and above ``n``.
+    """The valid sizes (multiples of ``multiple``, at least ``multiple``) nearest to ``n``.
 
     A valid ``n`` gives ``(n, n)``; anything under ``multiple`` gives ``(multiple, multiple)``.
     """
@@ -69,21 +112,91 @@ def _as_pair(v: Any) -> Any:
             v = parse_size(v)
         except ConfigError:
             return v  # pydantic then reports the text as not a pair of numbers
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)  # JSON numbers such as 64.0 or 1e5
     if isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
     return v
 
 
-def format_validation_error(exc: ValidationError, heading: str = "invalid settings") -> str:
-    """One readable message from pydantic's errors: ``field: problem (got value)`` per line."""
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One line per problem in ``exc``: ``field: problem (got value; allowed range)``.
+
+    Field names are spelled with spaces (``batch size``), nested ones joined by dots
+    (``model.input size``). For a value outside a bound the whole allowed range is named
+    (``allowed: 1..4096``), not only the bound it crossed.
+
+    Parameters
+    ----------
+    exc
+        A validation error raised by one of the config classes of this module.
+
+    Returns
+    -------
+    list of str
+        The problems, one readable line each.
+    """
     lines = []
     for err in exc.errors():
         where = ".".join(str(p) for p in err["loc"]) or exc.title
         msg = err["msg"].removeprefix("Value error, ")
         got = err.get("input")
-        got_s = "" if isinstance(got, dict) else f" (got {got!r})"
-        lines.append(f"{where.replace('_', ' ')}: {msg}{got_s}")
-    return f"{heading}:\n  " + "\n  ".join(lines)
+        notes = [] if isinstance(got, dict) else [f"got {got!r}"]
+        if err["type"] in _BOUND_ERRORS:
+            allowed = _allowed_range(exc.title, err["loc"])
+            if allowed:
+                notes.append(f"allowed: {allowed}")
+        suffix = f" ({'; '.join(notes)})" if notes else ""
+        lines.append(f"{where.replace('_', ' ')}: {msg}{suffix}")
+    return lines
+
+
+def format_validation_error(exc: ValidationError, heading: str = "invalid settings") -> str:
+    """One readable message from pydantic's errors: ``field: problem (got value)`` per line.
+
+    Parameters
+    ----------
+    exc
+        A validation error raised by one of the config classes of this module.
+    heading
+        The first line of the message.
+
+    Returns
+    -------
+    str
+        ``heading:`` followed by the lines of :func:`validation_problems`, indented.
+    """
+    return f"{heading}:\n  " + "\n  ".join(validation_problems(exc))
+
+
+_BOUND_ERRORS = frozenset({"greater_than", "greater_than_equal", "less_than", "less_than_equal"})
+
+
+def _allowed_range(title: str, loc: tuple[int | str, ...]) -> str | None:
+    """The bounds of the config field at ``loc`` as text (``1..4096``, ``> 0 and <= 1``)."""
+    model = _CONFIGS.get(title)
+    field = None
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            break
+        field = model.model_fields[part]
+        nested = field.annotation
+        model = nested if isinstance(nested, type) and issubclass(nested, BaseModel) else None
+    if field is None:
+        return None
+    low = high = None
+    for m in field.metadata:
+        if isinstance(m, annotated_types.Ge):
+            low = f">= {m.ge}"
+        elif isinstance(m, annotated_types.Gt):
+            low = f"> {m.gt}"
+        elif isinstance(m, annotated_types.Le):
+            high = f"<= {m.le}"
+        elif isinstance(m, annotated_types.Lt):
+            high = f"< {m.lt}"
+    if low and high and low.startswith(">=") and high.startswith("<="):
+        return f"{low[3:]}..{high[3:]}"
+    return " and ".join(b for b in (low, high) if b) or None
 
 
 class ModelConfig(_Strict):
@@ -91,13 +204,15 @@ class ModelConfig(_Strict):
 
     input_size: tuple[int, int] = Field(
         default=(64, 64),
-        description="network input (height, width) in pixels; each divisible by 16",
+        description=f"network input (height, width) in pixels; each {MIN_INPUT_SIZE}.."
+        f"{MAX_INPUT_SIZE} and divisible by {INPUT_MULTIPLE}",
     )
     concatenation_level: int = Field(
         default=1,
         ge=0,
         le=4,
-        description="encoder blocks that see image and previous mask separately before they are joined",
+        description="encoder blocks that see image and previous mask separately before they "
+        "are joined",
     )
     base_filters: int = Field(
         default=64,
@@ -118,13 +233,20 @@ class ModelConfig(_Strict):
     @field_validator("input_size")
     @classmethod
     def _divisible(cls, v: tuple[int, int]) -> tuple[int, int]:
+        allowed = f"allowed: {MIN_INPUT_SIZE}..{MAX_INPUT_SIZE}, a multiple of {INPUT_MULTIPLE}"
         for n in v:
-            if n < 16 or n % 16:
-                lo, hi = nearest_valid_sizes(n)
+            if n > MAX_INPUT_SIZE:
+                raise ValueError(
+                    f"input size {n} is larger than {MAX_INPUT_SIZE} pixels ({allowed}); "
+                    f"use at most {MAX_INPUT_SIZE} and cut larger objects with a larger "
+                    "subimage size (windows are rescaled to the input size)"
+                )
+            if n < MIN_INPUT_SIZE or n % INPUT_MULTIPLE:
+                lo, hi = nearest_valid_sizes(n, INPUT_MULTIPLE)
                 hint = f"{hi}" if lo == hi else f"{lo} or {hi}"
                 raise ValueError(
-                    f"input size {n} is not a multiple of 16 of at least 16 (the network pools 4 times); "
-                    f"use {hint}"
+                    f"input size {n} is not a multiple of {INPUT_MULTIPLE} of at least "
+                    f"{MIN_INPUT_SIZE} (the network pools 4 times; {allowed}); use {hint}"
                 )
         return v
 
@@ -140,7 +262,7 @@ class NormalizationConfig(_Strict):
     mode: Literal["percentile", "max"] = "percentile"
     low_percentile: float = Field(default=1.0, ge=0.0, lt=50.0)
     high_percentile: float = Field(default=99.8, gt=50.0, le=100.0)
-    max_value: float | None = Field(default=None, gt=0)
+    max_value: float | None = Field(default=None, gt=0, allow_inf_nan=False)
 
 
 class TrainConfig(_Strict):
@@ -154,8 +276,8 @@ class TrainConfig(_Strict):
         "None = the input size (no rescaling)",
     )
     learning_rate: float = Field(default=1e-3, gt=0, le=1.0)
-    batch_size: int = Field(default=32, ge=1, le=4096)
-    epochs: int = Field(default=100, ge=1, le=100000)
+    batch_size: int = Field(default=32, ge=1, le=MAX_BATCH_SIZE)
+    epochs: int = Field(default=100, ge=1, le=MAX_EPOCHS)
     erosion_width: int = Field(
         default=0, ge=0, le=100, description="erosion applied after prediction"
     )
@@ -163,16 +285,24 @@ class TrainConfig(_Strict):
     early_stopping_patience: int | None = Field(
         default=5,
         ge=1,
+        le=MAX_EPOCHS,
         description="epochs without validation improvement before stopping; None = never",
     )
     lr_plateau_patience: int = Field(
-        default=2, ge=1, description="epochs without improvement before the LR is cut"
+        default=2,
+        ge=1,
+        le=MAX_EPOCHS,
+        description="epochs without improvement before the LR is cut",
     )
     lr_plateau_factor: float = Field(default=0.5, gt=0.0, lt=1.0)
-    weight_w0: float = Field(default=10.0, ge=0.0, description="edge weight amplitude w0")
-    weight_sigma: float = Field(default=5.0, gt=0.0, description="edge weight width sigma, pixels")
+    weight_w0: float = Field(
+        default=10.0, ge=0.0, le=1000.0, description="edge weight amplitude w0"
+    )
+    weight_sigma: float = Field(
+        default=5.0, gt=0.0, le=1000.0, description="edge weight width sigma, pixels"
+    )
     augment: bool = Field(default=True, description="flips, 90-degree rotations, intensity jitter")
-    seed: int = Field(default=0, ge=0)
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = Field(
         default="auto", description="bfloat16/float16 autocast; auto = on for CUDA only"
@@ -187,8 +317,14 @@ class TrainConfig(_Strict):
     @field_validator("subimage_size")
     @classmethod
     def _positive(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and (len(v) != 2 or min(v) < 8):
-            raise ValueError(f"subimage size must be two numbers of at least 8 pixels, got {v}")
+        if v is not None and (
+            len(v) != 2 or min(v) < MIN_SUBIMAGE_SIZE or max(v) > MAX_SUBIMAGE_SIZE
+        ):
+            raise ValueError(
+                f"subimage size must be two numbers from {MIN_SUBIMAGE_SIZE} to "
+                f"{MAX_SUBIMAGE_SIZE} pixels (allowed: {MIN_SUBIMAGE_SIZE}..{MAX_SUBIMAGE_SIZE} "
+                f"per side), got {v}; use a window a little larger than the objects"
+            )
         return v
 
     @property
@@ -211,11 +347,17 @@ class PropagateConfig(_Strict):
         default=0.25,
         ge=0.0,
         le=2.0,
-        description="margin around the previous mask searched for the object: context/2 x window on each side",
+        description="margin around the previous mask searched for the object: context/2 x "
+        "window on each side",
     )
-    batch_size: int = Field(default=64, ge=1, le=4096, description="tiles per forward pass")
+    batch_size: int = Field(
+        default=64, ge=1, le=MAX_BATCH_SIZE, description="tiles per forward pass"
+    )
     min_area: int = Field(
-        default=4, ge=1, description="objects smaller than this (pixels) count as lost"
+        default=4,
+        ge=1,
+        le=MAX_SUBIMAGE_SIZE**2,
+        description="objects smaller than this (pixels) count as lost",
     )
     simplify_tolerance: float = Field(
         default=0.35, ge=0.0, le=5.0, description="polygon simplification, pixels"
@@ -223,6 +365,11 @@ class PropagateConfig(_Strict):
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = "auto"
 
+
+_CONFIGS: dict[str, type[BaseModel]] = {
+    c.__name__: c for c in (ModelConfig, NormalizationConfig, TrainConfig, PropagateConfig)
+}
+"""The config classes by name (a ValidationError's ``title``), to look bounds up."""
 
 C = TypeVar("C", bound=BaseModel)
 

@@ -17,15 +17,18 @@ created        ISO 8601 time (UTC)
 extra          JSON dict of anything else
 ============== =====================================================================
 
-Opening a model file never runs code: safetensors is plain data, and pickles (``torch.save``
-``.pt``/``.pth`` files, PyJAMAS pickles), ZIP and HDF5 files are recognised by their first bytes
-and refused before anything else reads them.
+Opening a model file never runs code: safetensors is plain data. A file is first checked for the
+safetensors layout (header length, then ``{``); only a file that is not safetensors is named by its
+real format (ZIP, i.e. ``torch.save`` ``.pt``/``.pth``; a pickle, e.g. PyJAMAS ``.pkl``/``.cfn``;
+gzip, e.g. PyJAMAS ``.cfr``; HDF5) and refused before anything else reads it.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import pickletools
 import struct
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,7 +39,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 from torch import nn
 
-from ..config import ModelConfig, NormalizationConfig, TrainConfig
+from ..config import ModelConfig, NormalizationConfig, TrainConfig, validation_problems
 from ..errors import ConfigError, DataError, ModelFileError
 from ..model import ReSCUNet, build_model
 from .atomic import atomic_write_bytes, check_overwrite
@@ -61,6 +64,7 @@ MODEL_SUFFIX = ".rescunet"
 """Recommended file suffix (any suffix is accepted)."""
 
 _MAX_HEADER = 100_000_000  # safetensors' own limit on the JSON header size
+_HEAD_BYTES = 256  # first bytes read to recognise the format (pickle opcodes need some)
 _COMPILE_PREFIX = "_orig_mod."  # added to state-dict keys by torch.compile
 _UNSAFE_HINT = (
     "rescunet-ij only opens safetensors model files written by rescunet-ij (e.g. by "
@@ -296,47 +300,144 @@ def _refuse(path: Path, problem: str, fix: str) -> ModelFileError:
     return ModelFileError(f"cannot open model file {path}: {problem}. {fix}")
 
 
-def _sniff(path: Path, head: bytes) -> None:
-    """Refuse known unsafe or foreign formats by their first bytes, before anything parses them."""
-    kind = None
+def _safetensors_header_length(head: bytes) -> int | None:
+    """The JSON header length if the file starts like a safetensors file, else ``None``.
+
+    A safetensors file starts with its header length (little-endian u64) followed by the JSON
+    header's ``{``. The length's low byte can be anything (1 file in 256 starts with 0x80, like a
+    pickle), so this test comes before any sniffing for other formats.
+    """
+    if len(head) < 9 or head[8:9] != b"{":
+        return None
+    (n,) = struct.unpack("<Q", head[:8])
+    return n if 2 <= n <= _MAX_HEADER else None
+
+
+_PICKLE_OPCODES = {op.code.encode("latin-1"): op for op in pickletools.opcodes}
+_PICKLE_LENGTH_BYTES = {  # arguments prefixed by their length: how many bytes the length takes
+    pickletools.TAKEN_FROM_ARGUMENT1: 1,
+    pickletools.TAKEN_FROM_ARGUMENT4: 4,
+    pickletools.TAKEN_FROM_ARGUMENT4U: 4,
+    pickletools.TAKEN_FROM_ARGUMENT8U: 8,
+}
+
+
+def _cut_off_argument(head: bytes, at: int, size: int) -> bool:
+    """Whether the opcode at ``head[at]`` has an argument that fits the file but not ``head``.
+
+    Newline-terminated (text) arguments never count: in a real pickle they are short lines.
+    """
+    opcode = _PICKLE_OPCODES.get(head[at : at + 1])
+    if opcode is None or opcode.arg is None:
+        return False
+    n = opcode.arg.n
+    if n >= 0:  # fixed size
+        return at + 1 + n > len(head)
+    k = _PICKLE_LENGTH_BYTES.get(n)
+    if k is None:  # up to a newline
+        return False
+    if at + 1 + k > len(head):
+        return True
+    signed = n == pickletools.TAKEN_FROM_ARGUMENT4
+    length = int.from_bytes(head[at + 1 : at + 1 + k], "little", signed=signed)
+    return len(head) < at + 1 + k + length <= size
+
+
+def _pickle_protocol(head: bytes, size: int) -> int | None:
+    """The protocol of a pickle (2..5) whose first bytes decode as opcodes, else ``None``.
+
+    Pickles of protocol 2 and newer start with PROTO (0x80) and the protocol number. The opcodes
+    that follow are decoded up to the end of ``head`` (``pickletools.genops`` only reads them; it
+    runs nothing). Not a pickle: an unknown opcode, one newer than the protocol, an argument that
+    does not decode or is longer than the file (``size`` bytes), or PROTO followed by STOP. An
+    argument cut off by the end of ``head`` is what a longer pickle looks like.
+    """
+    if len(head) < 3 or head[0] != 0x80 or not 2 <= head[1] <= 5:
+        return None
+    stream = io.BytesIO(head)
+    end = 0  # where the next opcode starts
+    try:
+        for opcode, arg, pos in pickletools.genops(stream):
+            if (
+                opcode.proto > head[1]
+                or (opcode.name == "STOP" and pos == 2)
+                or (opcode.name == "FRAME" and arg > size)
+            ):
+                return None
+            end = stream.tell()
+            if opcode.name == "STOP":
+                break
+    except ValueError:  # an unknown opcode, a bad argument, or `head` ends inside an argument
+        opcode = _PICKLE_OPCODES.get(head[end : end + 1])
+        if end < len(head) and (
+            opcode is None or opcode.proto > head[1] or not _cut_off_argument(head, end, size)
+        ):
+            return None
+    return head[1]
+
+
+def _foreign_format(head: bytes, size: int) -> str | None:
+    """Name the format of a file that is not safetensors from its first bytes, if known."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        kind = "a ZIP archive (the format of torch.save .pt/.pth files, which contain a pickle)"
-    elif head[:1] == b"\x80":
-        kind = "a Python pickle (e.g. a PyJAMAS .pkl/.cfn model or an old torch.save file)"
-    elif head.startswith(b"\x89HDF\r\n\x1a\n"):
-        kind = "an HDF5 file (e.g. a Keras .h5 model from older PyJAMAS versions)"
-    if kind is not None:
-        raise _refuse(path, f"it is {kind}, not a safe rescunet-ij model", _UNSAFE_HINT)
+        return "a ZIP archive (the format of torch.save .pt/.pth files, which contain a pickle)"
+    if head.startswith(b"\x1f\x8b"):
+        return (
+            "a gzip-compressed file (PyJAMAS .cfr models are gzip-compressed pickles; "
+            "it was not unpacked)"
+        )
+    if head.startswith(b"\x89HDF\r\n\x1a\n"):
+        return "an HDF5 file (e.g. a Keras .h5 model from older PyJAMAS versions)"
+    protocol = _pickle_protocol(head, size)
+    if protocol is not None:
+        return (
+            f"a Python pickle (protocol {protocol}; e.g. a PyJAMAS .pkl/.cfn model or an old "
+            "torch.save file)"
+        )
+    return None
 
 
-def _read_header(path: Path) -> dict[str, Any]:
-    """Parse and sanity-check the safetensors JSON header without loading any tensor."""
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(16)
-        _sniff(path, head)
-        if size == 0:
-            raise _refuse(
-                path,
-                "the file is empty (0 bytes)",
-                "It was probably cut off while copying or downloading; "
-                "copy it again or re-save the model",
-            )
-        if size < 9:
-            raise _refuse(
-                path,
-                f"the file is only {size} bytes long, too short for a model",
-                "It is truncated or not a model file; copy it again or re-save the model",
-            )
-        (n,) = struct.unpack("<Q", head[:8])
-        if head[8:9] != b"{" or n < 2 or n > _MAX_HEADER:
-            raise _refuse(path, "it is not a safetensors file (unrecognised header)", _UNSAFE_HINT)
+def _header_length(path: Path, head: bytes, size: int) -> int:
+    """The safetensors header length of the file, or a refusal that says what the file is.
+
+    Safetensors is tried first: a plausible header length (``2 <= n <= limit``) followed by ``{``
+    is a safetensors file (truncated if ``8 + n > size``). Only a file that is not one is named by
+    its real format (ZIP, gzip, HDF5, pickle) and refused before anything else reads it. (No
+    pickle, ZIP, gzip or HDF5 file has ``{`` at byte 8 after a header length under the limit.)
+    """
+    n = _safetensors_header_length(head)
+    if n is not None:
         if 8 + n > size:
             raise _refuse(
                 path,
                 f"the file is truncated (header needs {8 + n} bytes, the file has {size})",
                 "Copy it again or re-save the model",
             )
+        return n
+    kind = _foreign_format(head, size)
+    if kind is not None:
+        raise _refuse(path, f"it is {kind}, not a safe rescunet-ij model", _UNSAFE_HINT)
+    if size == 0:
+        raise _refuse(
+            path,
+            "the file is empty (0 bytes)",
+            "It was probably cut off while copying or downloading; "
+            "copy it again or re-save the model",
+        )
+    if size < 9:
+        raise _refuse(
+            path,
+            f"the file is only {size} bytes long, too short for a model",
+            "It is truncated or not a model file; copy it again or re-save the model",
+        )
+    raise _refuse(path, "it is not a safetensors file (unrecognised header)", _UNSAFE_HINT)
+
+
+def _read_header(path: Path) -> dict[str, Any]:
+    """Parse and sanity-check the safetensors JSON header without loading any tensor."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD_BYTES)
+        n = _header_length(path, head, size)
         fh.seek(8)
         raw = fh.read(n)
     try:
@@ -376,9 +477,10 @@ def _parse_config(path: Path, meta: dict[str, str], key: str, cls: type[BaseMode
     except ValidationError as exc:
         raise _refuse(
             path,
-            f"its '{key}' metadata is invalid ({exc.error_count()} problem(s): "
-            f"{exc.errors()[0]['msg']})",
-            "The file is damaged or was written by an incompatible version; re-save the model",
+            f"its '{key}' metadata is invalid or out of range: "
+            + "; ".join(validation_problems(exc)),
+            "The file is damaged, was edited, or was written by an incompatible version; "
+            "retrain the model with settings in the allowed range, or re-save it",
         ) from exc
 
 
@@ -401,31 +503,7 @@ def _parse_json(path: Path, meta: dict[str, str], key: str, kind: type, default:
     return value
 
 
-def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedModel:
-    """Open a rescunet-ij model file; never runs code from the file.
-
-    Parameters
-    ----------
-    path
-        The model file (any suffix; ``.rescunet`` recommended).
-    device
-        Where to put the network: a :class:`torch.device` or ``auto|cpu|cuda|cuda:N|mps``.
-
-    Returns
-    -------
-    LoadedModel
-        The network in eval mode plus its configs, history and metadata.
-
-    Raises
-    ------
-    ModelFileError
-        If the file is missing, not a safetensors rescunet-ij model (pickles, ``torch.save``
-        files, HDF5 are refused unread), truncated or corrupted, from a newer rescunet-ij, or
-        its weights do not fit its architecture.
-    ConfigError
-        If ``device`` is not available.
-    """
-    path = Path(path)
+def _check_path(path: Path) -> None:
     if not path.exists():
         raise _refuse(
             path,
@@ -437,12 +515,10 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         raise _refuse(
             path, "it is a folder", f"Give the model file itself (usually *{MODEL_SUFFIX})"
         )
-    if isinstance(device, str):
-        from ..device import resolve_device
 
-        device = resolve_device(device)
 
-    header = _read_header(path)
+def _rescunet_metadata(path: Path, header: dict[str, Any]) -> dict[str, str]:
+    """The header's metadata, checked to be a rescunet-ij model of a format this version reads."""
     meta = header.get("__metadata__") or {}
     if not isinstance(meta, dict):
         raise _refuse(path, "its safetensors metadata is corrupted", "Re-save the model")
@@ -472,19 +548,18 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         )
     if version < 1:
         raise _refuse(path, f"its format_version {version} is invalid", "Re-save the model")
+    return meta
 
-    model_config = _parse_config(path, meta, "model_config", ModelConfig)
-    normalization = _parse_config(path, meta, "normalization", NormalizationConfig)
-    train_config = (
-        _parse_config(path, meta, "train_config", TrainConfig) if "train_config" in meta else None
-    )
-    history = _parse_json(path, meta, "history", list, [])
-    extra = _parse_json(path, meta, "extra", dict, {})
 
-    tensors = _read_tensors(path)
-    problems = _shape_problems(
-        _reference_shapes(model_config), {k: tuple(v.shape) for k, v in tensors.items()}
-    )
+def _network_from_tensors(
+    path: Path, model_config: ModelConfig, tensors: dict[str, torch.Tensor]
+) -> ReSCUNet:
+    """A network of ``model_config`` holding ``tensors``, after checking their shapes and values."""
+    # Built on the meta device: shapes only, no memory and no (slow) initialisation of weights.
+    with torch.device("meta"):
+        network = build_model(model_config)
+    expected = {k: tuple(v.shape) for k, v in network.state_dict().items()}
+    problems = _shape_problems(expected, {k: tuple(v.shape) for k, v in tensors.items()})
     if problems:
         raise _refuse(
             path,
@@ -501,13 +576,54 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
             f"{len(bad)} weight tensor(s) contain NaN or infinity (e.g. {bad[0]})",
             "Training diverged; retrain with a lower learning rate",
         )
-    with torch.device("meta"):
-        network = build_model(model_config)
     # assign=True adopts the loaded tensors instead of copying into freshly initialised weights.
     network.load_state_dict(tensors, strict=True, assign=True)
-    network = network.to(device).eval()
+    return network
+
+
+def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> LoadedModel:
+    """Open a rescunet-ij model file; never runs code from the file.
+
+    Parameters
+    ----------
+    path
+        The model file (any suffix; ``.rescunet`` recommended).
+    device
+        Where to put the network: a :class:`torch.device` or ``auto|cpu|cuda|cuda:N|mps``.
+
+    Returns
+    -------
+    LoadedModel
+        The network in eval mode plus its configs, history and metadata.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, not a safetensors rescunet-ij model (pickles, ``torch.save``
+        files, gzip and HDF5 files are refused unread), truncated or corrupted, from a newer
+        rescunet-ij, its settings are out of range (the message names the setting and its
+        allowed range), or its weights do not fit its architecture.
+    ConfigError
+        If ``device`` is not available.
+    """
+    path = Path(path)
+    _check_path(path)
+    if isinstance(device, str):
+        from ..device import resolve_device
+
+        device = resolve_device(device)
+
+    meta = _rescunet_metadata(path, _read_header(path))
+    model_config = _parse_config(path, meta, "model_config", ModelConfig)
+    normalization = _parse_config(path, meta, "normalization", NormalizationConfig)
+    train_config = (
+        _parse_config(path, meta, "train_config", TrainConfig) if "train_config" in meta else None
+    )
+    history = _parse_json(path, meta, "history", list, [])
+    extra = _parse_json(path, meta, "extra", dict, {})
+    network = _network_from_tensors(path, model_config, _read_tensors(path))
     return LoadedModel(
-        network=network,
+        network=network.to(device).eval(),
         model_config=model_config,
         normalization=normalization,
         train_config=train_config,
