@@ -252,7 +252,7 @@ def input_4096_model(tmp_path):
 def test_input_4096_model_cannot_make_propagation_hang(tmp_path, input_4096_model):
     from rescunet_ij import api, cli
     from rescunet_ij.demo import labels_to_outlines
-    from rescunet_ij.io.movie import write_movie
+    from rescunet_ij.io.tiff import write_movie
     from rescunet_ij.sample_data import synthetic_movie
 
     sim = synthetic_movie(3, (64, 64), n_objects=2, radius=(6.0, 8.0), seed=5)
@@ -281,3 +281,47 @@ def test_input_4096_model_cannot_make_propagation_hang(tmp_path, input_4096_mode
     )
     assert code == 2 and not (tmp_path / "out.zip").exists()
     assert time.perf_counter() - t0 < 60  # refused on opening, never near a forward pass
+
+
+# ------------------------------------------------------------------------------ wired into use
+
+
+def test_propagator_fits_its_pass_size_and_refuses_what_cannot_fit(monkeypatch):
+    from rescunet_ij.config import PropagateConfig, TrainConfig
+    from rescunet_ij.io.checkpoint import model_from_network
+    from rescunet_ij.model import build_model
+    from rescunet_ij.propagate import Propagator
+
+    mc = ModelConfig(input_size=256, base_filters=8, concatenation_level=1)
+    tc = TrainConfig(model=mc)
+    loaded = model_from_network(build_model(mc), mc, NormalizationConfig(), tc)
+    per_window = estimate_memory(mc, training=False)
+    room = int((per_window.total(5) + 1) / SAFE_FRACTION)  # room for 5 windows, not 6
+    monkeypatch.setattr("rescunet_ij.model.memory.available_memory", lambda device: room)
+    prop = Propagator(loaded, PropagateConfig(device="cpu", batch_size=64))
+    assert prop.pass_size == 5
+    monkeypatch.setattr("rescunet_ij.model.memory.available_memory", lambda device: 1 << 20)
+    with pytest.raises(ConfigError, match="a batch of 1 at input size 256x256"):
+        Propagator(loaded, PropagateConfig(device="cpu"))
+
+
+@pytest.mark.filterwarnings("ignore:training without a validation set")
+def test_training_batch_is_fitted_with_a_warning(monkeypatch, tmp_path):
+    from rescunet_ij import api
+    from rescunet_ij.data.samples import samples_from_masks
+    from rescunet_ij.sample_data import synthetic_movie
+    from rescunet_ij.train import train_model
+
+    sim = synthetic_movie(4, (64, 64), n_objects=2, radius=(7.0, 10.0), seed=1)
+    masks = {o: {t: sim.labels[t] == o for t in range(4)} for o in (1, 2)}
+    samples = samples_from_masks(sim.images, masks, 32)
+    config = api.train_config(
+        input_size=32, base_filters=4, batch_size=8, epochs=1, device="cpu",
+        validation_fraction=0,
+    )  # fmt: skip
+    need = estimate_memory(config.model, training=True)
+    room = int((need.total(2) + 1) / SAFE_FRACTION)
+    monkeypatch.setattr("rescunet_ij.model.memory.available_memory", lambda device: room)
+    with pytest.warns(UserWarning, match="training batch of 6 would not fit.*batches of 2"):
+        result = train_model(samples, config, output=None)
+    assert result.batch_size == 2

@@ -35,6 +35,7 @@ from ..config import PropagateConfig
 from ..data.windows import extract_windows, from_network, plan_windows, to_network
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
+from ..model.memory import fit_batch_size
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
 from .frames import frame_index, frame_name, resolve_frame_range
 from .state import PropagationState
@@ -150,7 +151,11 @@ class Propagator:
             config.erosion_width if config.erosion_width is not None else model.erosion_width
         )
         # Windows per forward pass; halved for good after an out-of-memory error.
-        self.pass_size = int(config.batch_size)
+        # Never more than the device's memory holds (fails at once, saying what to lower, when
+        # not even one window fits: no endless out-of-memory retries on absurd model files).
+        self.pass_size = fit_batch_size(
+            model.model_config, self.device, int(config.batch_size), training=False
+        )
 
     # ================================================================== state and prompts
 

@@ -28,6 +28,7 @@ from ..errors import ConfigError, DataError, OutputExistsError, WriteError
 from ..io.checkpoint import LoadedModel
 from ..io.training_set import TrainingSample
 from ..model import build_model
+from ..model.memory import fit_batch_size
 from .loss import iou_per_sample, weighted_cross_entropy
 from .outputs import TrainOutputs
 
@@ -224,10 +225,22 @@ class Trainer:
     def _initial_batch_size(self) -> int:
         """The batch size training starts with: the one place where it is decided.
 
-        The requested size, but never more than the training samples. A batch-size fit (largest
-        batch that fits the device) belongs here; out-of-memory errors still halve it later.
+        The requested size, but never more than the training samples nor than the device's
+        memory holds (:func:`rescunet_ij.model.memory.fit_batch_size`: a network that cannot
+        train even one sample fails here, at once, with what to lower); out-of-memory errors
+        still halve it later.
         """
-        return min(self.config.batch_size, len(self.data.train))
+        wanted = min(self.config.batch_size, len(self.data.train))
+        fitted = fit_batch_size(self.config.model, self.device, wanted, training=True)
+        if fitted < wanted:
+            warnings.warn(
+                f"a training batch of {wanted} would not fit the {self.device.type}'s free "
+                f"memory at input size {self.config.model.input_size[0]}x"
+                f"{self.config.model.input_size[1]}; training with batches of {fitted} "
+                "(lower batch_size to silence this, or free memory)",
+                stacklevel=4,
+            )
+        return fitted
 
     def _make_loaders(self) -> None:
         workers = self.config.num_workers
