@@ -18,7 +18,8 @@ from .errors import RescunetError
 app = typer.Typer(
     name="rescunet-ij",
     help="ReSCU-Net segmentation for Fiji/ImageJ: build training sets, train, and propagate object "
-    "outlines (ImageJ RoiSet.zip) through TIFF time-lapse movies. Frames are numbered from 1, as in ImageJ.",
+    "outlines (ImageJ RoiSet.zip) through TIFF time-lapse movies. Frames are numbered from 1, "
+    "as in ImageJ.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -338,7 +339,7 @@ def notebook(
     seed: Annotated[Optional[int], typer.Option()] = None,
     overwrite: Overwrite = False,
 ) -> None:
-    """Generate a Colab notebook that trains a ReSCU-Net on a GPU (the seed's "generate training notebook")."""
+    """Generate a Colab notebook that trains a ReSCU-Net on a GPU ("generate training notebook")."""
     from . import api
     from .notebook import write_training_notebook
 
@@ -402,7 +403,7 @@ def demo(
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|mps")] = "auto",
     overwrite: Overwrite = False,
 ) -> None:
-    """Run the whole path on bundled synthetic data: training set, training, propagation, pictures."""
+    """Run the whole path on bundled synthetic data: training set, training, propagation, images."""
     from .demo import run_demo
 
     run_demo(output, epochs=epochs, device=device, overwrite=overwrite, console=_console())
@@ -410,7 +411,7 @@ def demo(
 
 @app.command()
 def doctor() -> None:
-    """Report the environment (Python, torch, CUDA, Java, ImageJ jar, display) to help with problems."""
+    """Report the environment (Python, torch, CUDA, Java, ImageJ, display) to help with problems."""
     from .doctor import report
 
     print(report())

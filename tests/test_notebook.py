@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import rescunet_ij
 from rescunet_ij import __version__, api
 from rescunet_ij.config import ModelConfig, TrainConfig
 from rescunet_ij.errors import (
@@ -84,7 +85,7 @@ def _run_cells(nb, ids: list[str], **overrides) -> dict:
     return main.__dict__
 
 
-CELLS_DIR = Path(api.__file__).resolve().parent / CELL_FOLDER
+CELLS_DIR = Path(rescunet_ij.__file__).resolve().parent / CELL_FOLDER
 
 
 # --------------------------------------------------------------------------- generation
@@ -639,7 +640,7 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
     nb.cells.insert(0, probe)
 
     # The kernel imports the rescunet_ij these tests import (the checkout, installed or not).
-    checkout = str(Path(api.__file__).resolve().parent.parent)
+    checkout = str(Path(rescunet_ij.__file__).resolve().parent.parent)
     monkeypatch.setenv(
         "PYTHONPATH", os.pathsep.join(filter(None, [checkout, os.environ.get("PYTHONPATH")]))
     )
@@ -661,7 +662,7 @@ def test_notebook_runs_headless_trains_and_propagates(monkeypatch, tmp_path):
         return any("image/png" in o.get("data", {}) for o in cell.outputs)
 
     assert f"INTERPRETER {sys.executable}" in text("probe")
-    assert "PACKAGE " + str(Path(api.__file__).resolve().parent / "__init__.py") in text("probe")
+    assert "PACKAGE " + str(Path(rescunet_ij.__file__).resolve()) in text("probe")
     assert "test mode" in text("gpu-check") and "test mode: not installing" in text("install")
     assert "samples, made with 48 x 48 windows" in text("data")
     # api.train takes the window from the training set, as `rescunet-ij train` does.

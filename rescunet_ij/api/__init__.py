@@ -1,0 +1,104 @@
+"""The Python API of rescunet-ij: the CLI, the bridge, the notebook and the demo call only this.
+
+A typical session::
+
+    from rescunet_ij import api
+    movie = api.read_movie("movie.tif")                  # xarray (t, z, c, y, x)
+    seeds = api.read_outlines("RoiSet.zip", movie)       # ImageJ ROIs -> Outlines (0-based frames)
+    api.make_training_set(movie, seeds, "training/")     # PyJAMAS folder layout
+    result = api.train("training/", "model.rescunet", epochs=50)
+    run = api.propagate(movie, seeds, result.model, start_frame=0)
+    api.write_outlines("RoiSet_out.zip", run.outlines, movie)
+
+Frames, planes and channels are 0-based here and keep the movie's own numbers: a movie cut to
+frames 10..19 (``movie.isel(t=slice(10, 20))``, which keeps xarray's ``t`` labels) is propagated
+and reported as frames 10..19. The CLI and the ImageJ bridge convert from ImageJ's 1-based numbers
+at their edge. Wrong arguments raise the package's own errors (:mod:`rescunet_ij.errors`) naming
+the argument and what to pass.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config import parse_size
+from ._movies import (
+    as_movie,
+    check_outputs,
+    mean_iou,
+    outlines_from_labels,
+    output_group,
+    read_movie,
+    read_outlines,
+    synthetic_movie,
+    write_labels,
+    write_movie,
+    write_outlines,
+    write_overlay,
+    write_text,
+)
+from ._propagation import PropagationRun, frame_range, iter_propagate, propagate, write_report
+from ._training import (
+    export_training_zip,
+    load_model,
+    make_training_set,
+    propagate_config,
+    train,
+    train_config,
+    training_set_info,
+)
+
+if TYPE_CHECKING:
+    from ..io.checkpoint import LoadedModel
+    from ..train.loop import TrainCallbacks, TrainingInterrupted, TrainResult
+
+__all__ = [
+    "LoadedModel",
+    "PropagationRun",
+    "TrainCallbacks",
+    "TrainResult",
+    "TrainingInterrupted",
+    "as_movie",
+    "check_outputs",
+    "export_training_zip",
+    "frame_range",
+    "iter_propagate",
+    "load_model",
+    "make_training_set",
+    "mean_iou",
+    "outlines_from_labels",
+    "output_group",
+    "parse_size",
+    "propagate",
+    "propagate_config",
+    "read_movie",
+    "read_outlines",
+    "synthetic_movie",
+    "train",
+    "train_config",
+    "training_set_info",
+    "write_labels",
+    "write_movie",
+    "write_outlines",
+    "write_overlay",
+    "write_report",
+    "write_text",
+]
+
+# Classes users meet in the API, imported on first use (PEP 562): they pull in torch, and
+# `import rescunet_ij.api` must stay cheap for the CLI's --help and the Fiji scripts.
+_LAZY = {
+    "LoadedModel": ".io.checkpoint",
+    "TrainCallbacks": ".train.loop",
+    "TrainResult": ".train.loop",
+    "TrainingInterrupted": ".train.loop",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the classes of :data:`_LAZY` when first asked for."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name], __name__.rpartition(".")[0]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
