@@ -198,3 +198,35 @@ def test_shells_call_only_the_api(shell):
         and name != "rescunet_ij.api"
     ]
     assert reached == []
+
+
+LAYERS = [
+    {"errors", "types", "config"},
+    {"geometry", "device", "model"},
+    {"io"},
+    {"data", "report", "sample_data"},
+    {"train", "propagate"},
+    {"api"},
+    {"cli", "demo", "notebook", "bridge", "doctor", "__main__"},
+]
+"""docs/ARCHITECTURE.md's layers, bottom first: a module imports only from its own or lower ones."""
+
+
+def test_imports_flow_downward_only():
+    level = {name: i for i, layer in enumerate(LAYERS) for name in layer}
+    upward = []
+    for p in PACKAGE.rglob("*.py"):
+        if "notebook_cells" in p.parts:  # code for the notebook's kernel, not the package
+            continue
+        rel = p.relative_to(PACKAGE)
+        unit = rel.parts[0].removesuffix(".py") if len(rel.parts) > 1 else rel.stem
+        if unit == "__init__":
+            continue
+        assert unit in level, f"{rel} belongs to no layer of docs/ARCHITECTURE.md"
+        for name, line in _imports(p):
+            parts = name.split(".")
+            if parts[0] != "rescunet_ij" or len(parts) < 2 or parts[1] in ("__version__", unit):
+                continue
+            if level.get(parts[1], -1) > level[unit]:
+                upward.append(f"{rel}:{line} imports {name}")
+    assert upward == []
