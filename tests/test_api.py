@@ -117,7 +117,9 @@ def test_seeds_on_another_plane_say_where_they_are(sim_test, tiny_model_path):
         type(o)(o.object_id, o.frame, o.polygon, z=1)
         for o in labels_to_outlines(sim_test.labels, range(1))
     ]
-    with pytest.raises(DataError, match="no outlines on z-plane 1; the outlines are on z-plane.s. 2"):
+    with pytest.raises(
+        DataError, match="no outlines on z-plane 1; the outlines are on z-plane.s. 2"
+    ):
         api.propagate(movie, seeds, tiny_model_path, z=0)
     run = api.propagate(movie, seeds, tiny_model_path, z=1, next_only=True)
     assert {o.z for o in run.predicted} == {1}
@@ -178,7 +180,12 @@ def test_no_module_outside_the_bridge_imports_java():
 @pytest.mark.parametrize("shell", ["cli.py", "demo.py", "bridge/operations.py"])
 def test_shells_call_only_the_api(shell):
     """The CLI, the demo and the bridge's user operations reach the core only through api."""
-    allowed = ("rescunet_ij.api", "rescunet_ij.errors", "rescunet_ij.types", "rescunet_ij.__version__")
+    allowed = (
+        "rescunet_ij.api",
+        "rescunet_ij.errors",
+        "rescunet_ij.types",
+        "rescunet_ij.__version__",
+    )
     own = {
         "cli.py": ("rescunet_ij.demo", "rescunet_ij.doctor", "rescunet_ij.notebook"),
         "bridge/operations.py": ("rescunet_ij.bridge",),
