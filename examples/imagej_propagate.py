@@ -1,6 +1,6 @@
 """Propagate outlines inside ImageJ from Python (plain ImageJ 1.x jar; runs on a server too).
 
-    xvfb-run -a python examples/imagej_propagate.py                       # trains a tiny model first
+    xvfb-run -a python examples/imagej_propagate.py                  # trains a tiny model first
     xvfb-run -a python examples/imagej_propagate.py --model cells.rescunet --out results/
 
 What it does, as a Fiji user would by hand:

@@ -1,5 +1,7 @@
-"""Environment report for bug reports and set-up problems. Standard library only, so it runs even
-when torch, Java or ImageJ are broken."""
+"""Environment report for bug reports and set-up problems.
+
+Standard library only, so it runs even when torch, Java or ImageJ are broken.
+"""
 
 from __future__ import annotations
 
@@ -81,10 +83,12 @@ def report() -> str:
         "imagej",
     ):
         lines.append(f"{pkg:<13} {_version(pkg)}")
+    no_jar = "not found (apt install libij-java, or use Fiji through pyimagej)"
+    no_display = "none (the ROI Manager and macros need one: use xvfb-run)"
     lines += [
         f"java          {_java()}",
-        f"ij.jar        {ij_jar or 'not found (apt install libij-java, or use Fiji through pyimagej)'}",
-        f"display       {os.environ.get('DISPLAY') or 'none (the ROI Manager and macros need one: use xvfb-run)'}",
+        f"ij.jar        {ij_jar or no_jar}",
+        f"display       {os.environ.get('DISPLAY') or no_display}",
     ]
     return "\n".join(lines)
 

@@ -10,8 +10,8 @@ Conventions (shared with :mod:`rescunet_ij.types`)
   ``PolygonFiller``/``OvalRoi`` rule, even-odd filling). A centre lying exactly on an edge follows
   Java's insideness rule: it is inside when the interior is immediately to its right (or, on a
   horizontal edge, immediately below it).
-* Masks are boolean ``(H, W)`` arrays; connected components are 8-connected (background 4-connected),
-  the same connectivity ImageJ's "Create Selection" uses for the objects it traces.
+* Masks are boolean ``(H, W)`` arrays; connected components are 8-connected (background
+  4-connected), the same connectivity ImageJ's "Create Selection" uses for the objects it traces.
 
 Only numpy, scipy and scikit-image are used here.
 """
@@ -92,7 +92,7 @@ def polygon_area(polygon: np.ndarray, signed: bool = False) -> float:
 
 
 def _clip_half_plane(p: np.ndarray, axis: int, bound: float, keep_below: bool) -> np.ndarray:
-    """One Sutherland-Hodgman pass: keep the part of ``p`` with coordinate ``axis`` <= / >= bound."""
+    """One Sutherland-Hodgman pass: keep ``p`` where coordinate ``axis`` is <= / >= bound."""
     if len(p) == 0:
         return p
     v = p[:, axis]
@@ -343,7 +343,8 @@ def best_iou_component(mask: np.ndarray, reference: np.ndarray) -> np.ndarray:
     reference = np.asarray(reference, dtype=bool)
     if mask.shape != reference.shape:
         raise DataError(
-            f"best_iou_component needs masks of the same shape; got {mask.shape} and {reference.shape}"
+            "best_iou_component needs masks of the same shape; "
+            f"got {mask.shape} and {reference.shape}"
         )
     labels, n = _label(mask)
     if n <= 1:

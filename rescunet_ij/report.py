@@ -41,7 +41,7 @@ def overlay_png(
     frames: Sequence[int] | None = None,
     columns: int = 4,
 ) -> Path:
-    """A contact sheet of ``frames`` (default: 8 evenly spaced) with the outlines drawn over them."""
+    """A contact sheet of ``frames`` (default: 8 evenly spaced) with the outlines drawn on them."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)

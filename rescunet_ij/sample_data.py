@@ -1,4 +1,4 @@
-"""Synthetic time-lapse movies with ground truth: fluorescent nuclei-like blobs that move and deform.
+"""Synthetic time-lapse movies with ground truth: moving, deforming fluorescent nuclei-like blobs.
 
 Used by the tests, the demo and the benchmarks, so the package ships its own sample data (no licence
 questions, any size). The images look like a widefield nuclear stain: textured, blurred objects on a

@@ -3,7 +3,8 @@
 Conventions
 -----------
 * Indices (frame ``t``, plane ``z``, channel ``c``) are **0-based** everywhere in Python.
-  ImageJ's 1-based positions appear only in :mod:`rescunet_ij.io.rois` and :mod:`rescunet_ij.bridge`.
+  ImageJ's 1-based positions appear only in :mod:`rescunet_ij.io.rois` and
+  :mod:`rescunet_ij.bridge`.
 * Polygon vertices are ``(x, y)`` float pairs in **ImageJ pixel coordinates**: pixel ``(row r,
   column c)`` covers the square ``[c, c+1) x [r, r+1)``, so its centre is ``(c + 0.5, r + 0.5)``.
 * A movie is an :class:`xarray.DataArray` with dims ``("t", "z", "c", "y", "x")`` (see
@@ -67,7 +68,8 @@ class Outline:
     confidence
         Mean foreground probability inside the predicted mask (``None`` for user outlines).
     prompt_iou
-        IoU between this outline's mask and the prompt it was predicted from (``None`` for user outlines).
+        IoU between this outline's mask and the prompt it was predicted from (``None`` for user
+        outlines).
     """
 
     object_id: int
@@ -109,6 +111,7 @@ class ObjectMask:
 
     @property
     def area(self) -> int:
+        """Number of pixels in the mask."""
         return int(self.mask.sum())
 
     def to_full(self, shape: tuple[int, int]) -> np.ndarray:
@@ -162,4 +165,5 @@ class FrameResult:
 
     @property
     def outlines(self) -> list[Outline]:
+        """The outlines of this frame's objects, skipping objects without one."""
         return [o.outline for o in self.objects if o.outline is not None]

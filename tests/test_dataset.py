@@ -12,8 +12,8 @@ from torch.utils.data import DataLoader
 from rescunet_ij.config import NormalizationConfig
 from rescunet_ij.data.dataset import EpochSampler, WindowDataset, foreground_fraction
 from rescunet_ij.data.samples import samples_from_masks
-from rescunet_ij.io.training_set import TrainingSample
 from rescunet_ij.errors import DataError
+from rescunet_ij.io.training_set import TrainingSample
 from rescunet_ij.sample_data import synthetic_movie
 from rescunet_ij.train.loss import iou_per_sample, weight_map, weighted_cross_entropy
 
@@ -41,7 +41,7 @@ def samples():
 
 
 def _l_shape_sample(name="L", size=70):
-    """An asymmetric object whose image is derived from its mask (bright object, dark background)."""
+    """An asymmetric object whose image derives from its mask (bright object, dark background)."""
     m = np.zeros((size, size), bool)
     m[20:45, 25:32] = True  # vertical bar
     m[38:45, 25:48] = True  # foot to the right: flips and rotations change the shape's look

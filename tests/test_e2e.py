@@ -1,4 +1,4 @@
-"""End to end through the Python API: training set -> training -> propagation, on synthetic blobs."""
+"""End to end through the Python API: training set -> training -> propagation on synthetic blobs."""
 
 from __future__ import annotations
 
@@ -63,7 +63,9 @@ def test_next_frame_only_and_reverse(tiny_model_path, sim_test):
 def test_propagate_errors_name_the_problem(tiny_model_path, sim_test):
     movie = api.as_movie(sim_test.images, dims="tyx")
     seeds = labels_to_outlines(sim_test.labels, range(0, 1))
-    with pytest.raises(DataError, match="no outlines on the start frame 3 .outlines exist on frames 1"):
+    with pytest.raises(
+        DataError, match="no outlines on the start frame 3 .outlines exist on frames 1"
+    ):
         api.propagate(movie, seeds, tiny_model_path, start_frame=2)
     with pytest.raises(DataError, match="outside the movie"):
         api.propagate(movie, seeds, tiny_model_path, start_frame=0, end_frame=40)

@@ -103,13 +103,13 @@ def ellipse(shape, cy, cx, ry, rx):
 
 
 def movie_of(truth: np.ndarray) -> np.ndarray:
-    """Images for a (T, n_objects, Y, X) or (T, Y, X) boolean truth: objects bright on a dim background."""
+    """Images of a (T, n, Y, X) or (T, Y, X) boolean truth: objects bright on a dim background."""
     fg = truth.any(axis=1) if truth.ndim == 4 else truth
     return np.where(fg, FG, BG).astype(np.float32)
 
 
 def moving_disks(n_frames, shape, starts, velocity, r):
-    """(T, n, Y, X) truth of disks starting at ``starts`` [(cy, cx), ...], moving by ``velocity``."""
+    """(T, n, Y, X) truth: disks starting at ``starts`` [(cy, cx), ...], moving by ``velocity``."""
     vy, vx = velocity
     return np.stack(
         [
@@ -238,7 +238,7 @@ def test_object_bigger_than_the_window_is_tiled_and_merged():
 
 
 def test_rescaled_windows_track_the_blob():
-    # Native windows of 48 px shrunk to a 32 px network input and back (subimage size != input size).
+    # Native windows of 48 px shrunk to a 32 px network input and back (subimage != input size).
     shape = (96, 96)
     truth = moving_disks(6, shape, [(40, 40)], (2.0, 1.0), 10)[:, 0]
     prop, _ = make_propagator(input_size=32, subimage=48)
@@ -358,7 +358,7 @@ def test_lost_object_resumes_where_the_user_drew_it_and_stale_predictions_go():
     assert results[5].objects[0].confidence == 1.0  # the user's mask, passed through
 
 
-# --------------------------------------------------------------------------- directions, corrections
+# ------------------------------------------------------------------------ directions, corrections
 
 
 def test_reverse_propagation():
@@ -491,7 +491,9 @@ def test_preflight_errors_are_raised_at_call_time():
         prop.propagate({"planes": None}, 0)
     state.masks.clear()
     prop.add_mask(state, 4, 1, truth[4])
-    with pytest.raises(DataError, match=r"nothing to propagate forwards: frame 5 is the last.*reverse=True"):
+    with pytest.raises(
+        DataError, match=r"nothing to propagate forwards: frame 5 is the last.*reverse=True"
+    ):
         prop.propagate(state, 4)
     assert [r.frame for r in prop.propagate(state, reverse=True, next_only=True)] == [3]
 

@@ -152,8 +152,8 @@ def find_ij_jar(ij_jar: str | os.PathLike[str] | None = None) -> Path:
         p = Path(ij_jar).expanduser()
         if not p.is_file():
             raise ImageJError(
-                f"ImageJ jar not found: {p}; give the path of ij.jar (e.g. Fiji.app/jars/ij-1.54p.jar) "
-                "or the Fiji.app folder as fiji_dir"
+                f"ImageJ jar not found: {p}; give the path of ij.jar "
+                "(e.g. Fiji.app/jars/ij-1.54p.jar) or the Fiji.app folder as fiji_dir"
             )
         return p
     tried = []
@@ -198,8 +198,8 @@ def _close_images_at_exit() -> None:
 def _group_color_dir() -> Path | None:
     """A folder to use as ImageJ's folder whose ``luts/Glasbey.lut`` holds our object colours.
 
-    ImageJ colours a ROI with group k by entry k of ``<ImageJ folder>/luts/Glasbey.lut``. A plain ij.jar
-    has no such file (ImageJ then logs "LUT not found" for every grouped ROI and draws them
+    ImageJ colours a ROI with group k by entry k of ``<ImageJ folder>/luts/Glasbey.lut``. A plain
+    ij.jar has no such file (ImageJ then logs "LUT not found" for every grouped ROI and draws them
     yellow); with this table a group-k ROI gets :func:`rescunet_ij.io.rois.object_color` (k),
     the colour the bridge and :func:`rescunet_ij.io.rois.write_rois` use anyway. Returns None
     when the cache folder cannot be written (ImageJ then just logs).

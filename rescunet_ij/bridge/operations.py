@@ -468,7 +468,8 @@ def train_in_imagej(
     def on_epoch_end(rec: dict[str, Any]) -> None:
         val = rec.get("val_iou")
         IJ.log(
-            f"ReSCU-Net epoch {rec.get('epoch')}/{rec.get('epochs')}: loss {rec.get('train_loss', 0):.4f}"
+            f"ReSCU-Net epoch {rec.get('epoch')}/{rec.get('epochs')}: "
+            f"loss {rec.get('train_loss', 0):.4f}"
             + (f", validation IoU {val:.3f}" if val is not None else "")
         )
 

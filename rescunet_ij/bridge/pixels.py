@@ -1,5 +1,6 @@
-"""Pixels and calibration: ImageJ ``ImagePlus`` <-> rescunet-ij movies (``xarray``, ``t, z, c, y, x``).
+"""Pixels and calibration: ImageJ ``ImagePlus`` <-> rescunet-ij movies.
 
+Movies are ``xarray`` arrays with dims ``t, z, c, y, x``.
 Transfers go plane by plane as bulk array copies (``memoryview(short[])`` one way, a new Java
 array from a numpy buffer the other way); never element by element through Python.
 ImageJ's Java arrays are signed (``byte``/``short``/``int``); the bit patterns are kept and
@@ -180,7 +181,8 @@ def _ij_pixels(values: np.ndarray, title: str) -> tuple[np.ndarray, int]:
             lossy = not np.array_equal(as32.astype(dt), values)
             if lossy:
                 warnings.warn(
-                    f"'{title}': {dt} pixels are stored as 32-bit float in ImageJ and lose precision",
+                    f"'{title}': {dt} pixels are stored as 32-bit float in ImageJ "
+                    "and lose precision",
                     UserWarning,
                     stacklevel=3,
                 )

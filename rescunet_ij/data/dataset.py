@@ -27,7 +27,7 @@ from .windows import clamp_origin, extract_windows, to_network
 __all__ = ["EpochSampler", "WindowDataset", "foreground_fraction", "weight_map"]
 
 MIN_JITTER = 3
-"""Smallest window shift (pixels) drawn in training, even when the object nearly fills the window."""
+"""Smallest window shift (pixels) drawn in training, even when the object nearly fills it."""
 
 _CACHE_BUDGET_BYTES = 512 * 2**20  # cache deterministic (validation) items up to this size
 
@@ -220,8 +220,8 @@ class WindowDataset(Dataset):
             img = img[None] if img.ndim == 2 else img
             if img.shape[-2:] != np.shape(s.mask) or np.shape(s.prev_mask) != np.shape(s.mask):
                 raise DataError(
-                    f"sample {s.name}: image {img.shape[-2:]}, mask {np.shape(s.mask)} and prev_mask "
-                    f"{np.shape(s.prev_mask)} must have the same size"
+                    f"sample {s.name}: image {img.shape[-2:]}, mask {np.shape(s.mask)} "
+                    f"and prev_mask {np.shape(s.prev_mask)} must have the same size"
                 )
             self._images.append(np.ascontiguousarray(img))
             self._masks.append(np.asarray(s.mask, dtype=bool).astype(np.uint8))
@@ -309,7 +309,7 @@ class WindowDataset(Dataset):
                     torch.rot90(t, k, (-2, -1)) for t in (image, target, prompt)
                 )
 
-        # Intensity, after normalisation (values ~[0, 1], clipped to [-0.5, 1.5] in percentile mode).
+        # Intensity, after normalisation (~[0, 1]; clipped to [-0.5, 1.5] in percentile mode).
         contrast = float(rng.uniform(0.75, 1.25))
         offset = float(rng.uniform(-0.1, 0.1))
         image = image * contrast + offset

@@ -107,7 +107,8 @@ def extract_windows(
 ) -> np.ndarray:
     """Cut ``(N, wh, ww)`` windows from a 2-D plane; parts outside the plane are padded.
 
-    ``pad_mode`` is ``"reflect"`` for images (no artificial edges) and ``"constant"`` (zeros) for masks.
+    ``pad_mode`` is ``"reflect"`` for images (no artificial edges) and ``"constant"`` (zeros) for
+    masks.
     """
     wh, ww = window
     H, W = plane.shape
@@ -164,11 +165,12 @@ def to_network(
     normalization: NormalizationConfig | None = None,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Turn ``(N, h, w)`` or ``(N, C, h, w)`` native windows into the network's ``(N, C, H, W)`` input.
+    """Turn ``(N, h, w)`` or ``(N, C, h, w)`` native windows into the network's input.
 
-    Images are resized bilinearly (with antialiasing when shrinking) and normalised; masks are
-    resized bilinearly and re-binarised at 0.5 so that shrinking does not erase thin parts
-    unevenly. With window == input size nothing is resized (the default: no rescaling).
+    The result is an ``(N, C, H, W)`` tensor of ``input_size``. Images are resized bilinearly
+    (with antialiasing when shrinking) and normalised; masks are resized bilinearly and
+    re-binarised at 0.5 so that shrinking does not erase thin parts unevenly. With window ==
+    input size nothing is resized (the default: no rescaling).
     """
     t = torch.as_tensor(
         np.ascontiguousarray(windows) if isinstance(windows, np.ndarray) else windows

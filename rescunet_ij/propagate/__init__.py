@@ -7,7 +7,11 @@ not, so the API can check a request without loading torch.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # for linters and type checkers; at run time __getattr__ imports these lazily
+    from .propagator import ObjectLostWarning, Propagator
+    from .state import Origin, PropagationState
 
 __all__ = ["ObjectLostWarning", "Origin", "PropagationState", "Propagator"]
 

@@ -191,8 +191,9 @@ class Propagator:
                 "(frames, Y, X)" if want == 3 else f"(frames, {self.in_channels} channels, Y, X)"
             )
             raise DataError(
-                f"planes must be a {want}-D array {layout} (or one {want - 1}-D frame), got shape "
-                f"{arr.shape}; select one z-plane and channel, or one time point, before propagating"
+                f"planes must be a {want}-D array {layout} (or one {want - 1}-D frame), "
+                f"got shape {arr.shape}; select one z-plane and channel, or one time point, "
+                "before propagating"
             )
         if want == 4 and arr.shape[1] != self.in_channels:
             raise DataError(
@@ -250,7 +251,7 @@ class Propagator:
         self._put_user(state, frame, object_id, om, outline, name)
 
     def add_outline(self, state: PropagationState, outline: Outline) -> None:
-        """Give (or replace) one object's outline on its frame (``outline.frame``), as drawn by the user.
+        """Give (or replace) one object's user-drawn outline on its frame (``outline.frame``).
 
         The polygon is rasterised with ImageJ's pixel-centre rule
         (:func:`rescunet_ij.geometry.polygon_to_mask`) and kept verbatim as the frame's outline.
@@ -262,7 +263,8 @@ class Propagator:
         """
         if not isinstance(outline, Outline):
             raise DataError(
-                f"add_outline needs an Outline, got {type(outline).__name__}; use add_mask for masks"
+                f"add_outline needs an Outline, got {type(outline).__name__}; "
+                "use add_mask for masks"
             )
         self._check_frame(state, outline.frame)
         full = geometry.polygon_to_mask(outline.polygon, state.plane_shape)
@@ -312,7 +314,7 @@ class Propagator:
             raise DataError(f"direction must be 'forward', 'reverse' or 'both', got {direction!r}")
         self._check_frame(state, frame)
         frame = int(frame)
-        # Validate everything before touching the state: a bad item must not leave half a correction.
+        # Validate everything before touching the state: no half-applied correction on a bad item.
         new: dict[int, tuple[ObjectMask, Outline, str | None]] = {}
         if isinstance(outlines_or_masks, Mapping):
             for obj, m in outlines_or_masks.items():
@@ -417,8 +419,8 @@ class Propagator:
         Returns
         -------
         Iterator[FrameResult]
-            One result per frame from ``start_frame +/- 1`` to ``end_frame``, objects sorted by id: the
-            objects propagated into that frame (status OK, or LOST where one vanished) and the
+            One result per frame from ``start_frame +/- 1`` to ``end_frame``, objects sorted by id:
+            the objects propagated into that frame (status OK, or LOST where one vanished) and the
             user's own masks met on the way (passed through with confidence and prompt IoU 1.0).
             A lost object is absent from later frames unless the user drew it there; a frame
             with no object left yields an empty result.
@@ -448,7 +450,8 @@ class Propagator:
     ) -> tuple[int, int, set[int]]:
         if not isinstance(state, PropagationState):
             raise StateError(
-                f"expected a PropagationState from Propagator.init_state, got {type(state).__name__}"
+                "expected a PropagationState from Propagator.init_state, "
+                f"got {type(state).__name__}"
             )
         selected = self._selected_objects(state, object_ids)
         seeded = [f for f, per_frame in state.masks.items() if selected & set(per_frame)]
@@ -582,10 +585,12 @@ class Propagator:
             where = self.device.type.upper() if self.device.type != "cpu" else "CPU"
             if size <= 1:
                 raise ConfigError(
-                    f"out of {where} memory with a single window of {self.window[0]}x{self.window[1]} "
-                    f"pixels (network input {self.input_size[0]}x{self.input_size[1]}); close other "
-                    "programs using the GPU, use a model with a smaller input/subimage size or fewer "
-                    "base filters, or propagate on the CPU (device='cpu')"
+                    f"out of {where} memory with a single window of "
+                    f"{self.window[0]}x{self.window[1]} pixels "
+                    f"(network input {self.input_size[0]}x{self.input_size[1]}); "
+                    "close other programs using the GPU, use a model with a smaller "
+                    "input/subimage size or fewer base filters, or propagate on the CPU "
+                    "(device='cpu')"
                 ) from exc
         # Outside the except block, so the failed pass's tensors can be freed before retrying.
         self.pass_size = max(1, size // 2)
@@ -593,14 +598,15 @@ class Propagator:
             torch.cuda.empty_cache()
         warnings.warn(
             f"out of {where} memory with {size} windows per forward pass; retrying with "
-            f"{self.pass_size} (set batch_size={self.pass_size} in the propagation settings to avoid this)",
+            f"{self.pass_size} (set batch_size={self.pass_size} in the propagation settings "
+            "to avoid this)",
             RuntimeWarning,
             stacklevel=2,
         )
         return None
 
     def _forward(self, plane: np.ndarray, chunk: list) -> np.ndarray:
-        """Native-scale foreground probabilities ``(n, wh, ww)`` of a list of (job, origin) windows."""
+        """Native-scale foreground probabilities ``(n, wh, ww)`` of (job, origin) windows."""
         origins = [origin for _, origin in chunk]
         if plane.ndim == 2:
             images = extract_windows(plane, origins, self.window)

@@ -129,7 +129,7 @@ class PropagationState:
         )
 
     def is_user(self, frame: int, object_id: int) -> bool:
-        """Whether the user drew ``object_id`` in ``frame`` (rather than the network predicting it)."""
+        """Whether the user drew ``object_id`` in ``frame`` (not the network)."""
         return self.origin.get((int(frame), int(object_id))) == "user"
 
     # ------------------------------------------------------------------ writing (Propagator only)
