@@ -244,6 +244,7 @@ def test_frames_are_one_based(files, tiny_model_path, capsys):
     assert "start at 1" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_demo_runs_end_to_end(tmp_path):
     from rescunet_ij.demo import run_demo
 

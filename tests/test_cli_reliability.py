@@ -120,6 +120,7 @@ def test_a_bug_shows_its_traceback_and_how_to_report_it(files, monkeypatch, caps
     assert "bug in rescunet-ij" in err and "rescunet-ij doctor" in err
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_train_saves_the_best_weights(files, tmp_path):
     """Issue 7.6, through the real command: SIGINT after the first epoch, exit 130, weights kept."""
     ts = tmp_path / "ts"

@@ -205,6 +205,7 @@ def test_available_cuda_memory_counts_the_allocator_cache():
     sys.platform != "linux" or not Path("/proc/self/clear_refs").exists(),
     reason="the measurement needs Linux (glibc, /proc/self/clear_refs)",
 )
+@pytest.mark.slow
 def test_estimate_is_within_2x_of_a_real_cpu_measurement(tmp_path):
     # Real forward and forward+backward+Adam passes on the CPU, peak resident memory measured in
     # a separate process (benchmarks/bench_memory.py); the estimate must be safe and within 2x.

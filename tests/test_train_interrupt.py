@@ -121,6 +121,7 @@ def _lines(stream, out: queue.Queue) -> None:
     out.put(None)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sig", "name", "rc"),
     [(signal.SIGINT, "SIGINT", 130), (signal.SIGTERM, "SIGTERM", 143)],
