@@ -40,6 +40,47 @@ IdentityOpt = Annotated[
 ]
 
 
+# The training options of `train` and `notebook` (one definition, the same help in both).
+InputSize = Annotated[
+    Optional[str],
+    typer.Option(help="network input: a multiple of 16 in 16..1024, e.g. 64 or 64x48"),
+]
+SubimageSize = Annotated[
+    Optional[str],
+    typer.Option(help="window around each object, native pixels (8..4096; default: the set's)"),
+]
+LearningRate = Annotated[Optional[float], typer.Option(help="Adam learning rate")]
+BatchSize = Annotated[Optional[int], typer.Option(help="samples per step")]
+Epochs = Annotated[Optional[int], typer.Option(help="maximum epochs")]
+ConcatenationLevel = Annotated[Optional[int], typer.Option(help="0..4")]
+BaseFilters = Annotated[Optional[int], typer.Option(help="filters of the first block (64 = paper)")]
+ErosionWidth = Annotated[Optional[int], typer.Option(help="erosion after prediction, pixels")]
+ValidationFraction = Annotated[Optional[float], typer.Option(help="held-out fraction")]
+Patience = Annotated[Optional[int], typer.Option(help="early-stopping patience (epochs)")]
+Normalization = Annotated[Optional[str], typer.Option(help="percentile (default) or max")]
+Seed = Annotated[Optional[int], typer.Option(help="random seed")]
+
+_TRAINING_OPTIONS = {  # CLI option name -> api.train_config parameter
+    "input_size": "input_size",
+    "subimage_size": "subimage_size",
+    "learning_rate": "learning_rate",
+    "batch_size": "batch_size",
+    "epochs": "epochs",
+    "concatenation_level": "concatenation_level",
+    "base_filters": "base_filters",
+    "erosion_width": "erosion_width",
+    "validation_fraction": "validation_fraction",
+    "patience": "early_stopping_patience",
+    "normalization": "normalization",
+    "seed": "seed",
+}
+
+
+def _training_params(options: dict) -> dict:
+    """The training options a command received, named as api.train_config names them."""
+    return {api_name: options[cli_name] for cli_name, api_name in _TRAINING_OPTIONS.items()}
+
+
 def _console():
     from rich.console import Console
 
@@ -120,38 +161,27 @@ def export_training_zip(
 def train(
     training_dir: Annotated[Path, typer.Argument(help="training-set folder or testtrain.zip")],
     output: Annotated[Path, typer.Option("-o", "--output", help="model file to write (.rescunet)")],
-    input_size: Annotated[
-        Optional[str], typer.Option(help="network input, divisible by 16 (e.g. 64 or 64x48)")
-    ] = None,
-    subimage_size: Annotated[
-        Optional[str], typer.Option(help="window in native pixels (default: from the set)")
-    ] = None,
-    learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="samples per step")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="maximum epochs")] = None,
-    concatenation_level: Annotated[Optional[int], typer.Option(help="0..4")] = None,
-    base_filters: Annotated[
-        Optional[int], typer.Option(help="filters of the first block (64 = paper)")
-    ] = None,
-    erosion_width: Annotated[
-        Optional[int], typer.Option(help="erosion after prediction, pixels")
-    ] = None,
-    validation_fraction: Annotated[Optional[float], typer.Option(help="held-out fraction")] = None,
-    patience: Annotated[
-        Optional[int], typer.Option(help="early-stopping patience (epochs)")
-    ] = None,
-    normalization: Annotated[
-        Optional[str], typer.Option(help="percentile (default) or max")
-    ] = None,
+    input_size: InputSize = None,
+    subimage_size: SubimageSize = None,
+    learning_rate: LearningRate = None,
+    batch_size: BatchSize = None,
+    epochs: Epochs = None,
+    concatenation_level: ConcatenationLevel = None,
+    base_filters: BaseFilters = None,
+    erosion_width: ErosionWidth = None,
+    validation_fraction: ValidationFraction = None,
+    patience: Patience = None,
+    normalization: Normalization = None,
     no_augment: Annotated[
         bool, typer.Option("--no-augment", help="switch augmentation off")
     ] = False,
-    seed: Annotated[Optional[int], typer.Option(help="random seed")] = None,
+    seed: Seed = None,
     device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Train a ReSCU-Net and save it as one safe model file (plus a CSV and PNG of the curves)."""
+    params = _training_params(locals())
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import api
@@ -187,20 +217,9 @@ def train(
             init_from=init_from,
             overwrite=overwrite,
             callbacks=api.TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
-            input_size=input_size,
-            subimage_size=subimage_size,
-            learning_rate=learning_rate,
-            batch_size=batch_size,
-            epochs=epochs,
-            concatenation_level=concatenation_level,
-            base_filters=base_filters,
-            erosion_width=erosion_width,
-            validation_fraction=validation_fraction,
-            early_stopping_patience=patience,
-            normalization=normalization,
             augment=False if no_augment else None,
-            seed=seed,
             device=device,
+            **params,
         )
     console.print(
         f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})"
@@ -323,42 +342,28 @@ def notebook(
     package_spec: Annotated[
         Optional[str], typer.Option(help="what the notebook pip-installs (default: this version)")
     ] = None,
-    input_size: Annotated[
-        Optional[str], typer.Option(help="network input, divisible by 16")
-    ] = None,
-    subimage_size: Annotated[Optional[str], typer.Option(help="window in native pixels")] = None,
-    learning_rate: Annotated[Optional[float], typer.Option()] = None,
-    batch_size: Annotated[Optional[int], typer.Option()] = None,
-    epochs: Annotated[Optional[int], typer.Option()] = None,
-    concatenation_level: Annotated[Optional[int], typer.Option(help="0..4")] = None,
-    base_filters: Annotated[Optional[int], typer.Option()] = None,
-    erosion_width: Annotated[Optional[int], typer.Option()] = None,
-    validation_fraction: Annotated[Optional[float], typer.Option()] = None,
-    patience: Annotated[Optional[int], typer.Option(help="early-stopping patience")] = None,
-    normalization: Annotated[Optional[str], typer.Option(help="percentile or max")] = None,
-    seed: Annotated[Optional[int], typer.Option()] = None,
+    input_size: InputSize = None,
+    subimage_size: SubimageSize = None,
+    learning_rate: LearningRate = None,
+    batch_size: BatchSize = None,
+    epochs: Epochs = None,
+    concatenation_level: ConcatenationLevel = None,
+    base_filters: BaseFilters = None,
+    erosion_width: ErosionWidth = None,
+    validation_fraction: ValidationFraction = None,
+    patience: Patience = None,
+    normalization: Normalization = None,
+    seed: Seed = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a Colab notebook that trains a ReSCU-Net on a GPU ("generate training notebook")."""
+    params = _training_params(locals())
     from . import api
     from .notebook import write_training_notebook
 
     if training_zip is not None and drive_path is not None:
         raise typer.BadParameter("use either --training-zip or --drive-path, not both")
-    cfg = api.train_config(
-        input_size=input_size,
-        subimage_size=subimage_size,
-        learning_rate=learning_rate,
-        batch_size=batch_size,
-        epochs=epochs,
-        concatenation_level=concatenation_level,
-        base_filters=base_filters,
-        erosion_width=erosion_width,
-        validation_fraction=validation_fraction,
-        early_stopping_patience=patience,
-        normalization=normalization,
-        seed=seed,
-    )
+    cfg = api.train_config(**params)
     out = write_training_notebook(
         output,
         config=cfg,
