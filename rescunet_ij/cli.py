@@ -187,7 +187,7 @@ def train(
     from . import api
 
     console = _console()
-    with Progress(
+    progress = Progress(
         TextColumn("[bold]epoch {task.fields[epoch]}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} batches"),
@@ -195,22 +195,24 @@ def train(
         TimeElapsedColumn(),
         console=console,
         transient=False,
-    ) as progress:
-        task = progress.add_task("train", total=None, epoch=1, info="")
-        state = {"epoch": 1}
+    )
+    task = progress.add_task("train", total=None, epoch=1, info="")
+    state = {"epoch": 1}
 
-        def on_batch_end(i: int, n: int) -> None:
-            progress.update(task, completed=i, total=n, epoch=state["epoch"])
+    def on_batch_end(i: int, n: int) -> None:
+        progress.start()  # from the first batch on: every check has passed by then
+        progress.update(task, completed=i, total=n, epoch=state["epoch"])
 
-        def on_epoch_end(stats: dict) -> None:
-            state["epoch"] = int(stats.get("epoch", state["epoch"])) + 1
-            val = stats.get("val_loss")
-            info = f"loss {stats.get('train_loss', float('nan')):.4f}"
-            if val is not None:
-                info += f"  val {val:.4f}  val IoU {stats.get('val_iou', float('nan')):.3f}"
-            progress.update(task, info=info, completed=0)
-            console.log(f"epoch {stats.get('epoch')}: {info}")
+    def on_epoch_end(stats: dict) -> None:
+        state["epoch"] = int(stats.get("epoch", state["epoch"])) + 1
+        val = stats.get("val_loss")
+        info = f"loss {stats.get('train_loss', float('nan')):.4f}"
+        if val is not None:
+            info += f"  val {val:.4f}  val IoU {stats.get('val_iou', float('nan')):.3f}"
+        progress.update(task, info=info, completed=0)
+        console.log(f"epoch {stats.get('epoch')}: {info}")
 
+    try:
         result = api.train(
             training_dir,
             output,
@@ -221,6 +223,8 @@ def train(
             device=device,
             **params,
         )
+    finally:
+        progress.stop()
     console.print(
         f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})"
     )
@@ -272,14 +276,20 @@ def propagate(
     cfg = api.propagate_config(device=device, batch_size=batch_size, erosion_width=erosion_width)
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
-    with Progress(
+    progress = Progress(
         TextColumn("propagating"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
-    ) as progress:
-        task = progress.add_task("propagate", total=None)
+    )
+    task = progress.add_task("propagate", total=None)
+
+    def on_start(start: int, end: int) -> None:  # the request passed every check: show the bar
+        progress.update(task, total=abs(end - start))
+        progress.start()
+
+    try:
         run = api.propagate(
             mv,
             outlines,
@@ -292,9 +302,11 @@ def propagate(
             z=_one_based(z, "z-plane"),
             axis=_check_axis(axis),
             config=cfg,
-            on_start=lambda start, end: progress.update(task, total=abs(end - start)),
+            on_start=on_start,
             on_frame=lambda fr: progress.advance(task),
         )
+    finally:
+        progress.stop()
     with api.output_group():
         out = api.write_outlines(output, run.outlines, mv, overwrite=overwrite)
         if labels is not None:

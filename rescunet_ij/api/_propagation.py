@@ -123,6 +123,7 @@ def _plan(
     channel = _index(channel, "channel")
     z = _default_z(mv, _index(z, "z"), axis)
     t = _offset(mv, "t") if axis == "z" else None
+    planes = _planes(mv, channel, z, axis)  # checks channel and plane against the movie first
     relevant = _relevant(given, axis, z, t)
     wanted = None if object_ids is None else {int(o) for o in object_ids}
     if wanted is not None:
@@ -133,7 +134,6 @@ def _plan(
             why = f"no outlines of object(s) {sorted(wanted)}"
         raise DataError(f"nothing to propagate: {why}")
     first = _offset(mv, axis)
-    planes = _planes(mv, channel, z, axis)
     start, end = resolve_frame_range(
         range(first, first + planes.shape[0]),
         {_index_of(o, axis) for o in relevant},
@@ -221,7 +221,7 @@ def iter_propagate(
         axis=axis,
         object_ids=object_ids,
     )
-    return _run(plan, model, config)
+    return _run(plan, _loaded(model), config)
 
 
 def propagate(
@@ -245,8 +245,8 @@ def propagate(
 
     The result keeps every input outline of frames that were not recomputed, so re-running from a
     corrected frame ``k`` replaces frames after ``k`` only (before ``k`` when ``reverse``).
-    ``on_start(start, end)`` is called once the frames are known (before the model works) and
-    ``on_frame`` with each frame's result: progress for a caller's progress bar.
+    ``on_start(start, end)`` is called once every argument (the model file too) passed its
+    checks, and ``on_frame`` with each frame's result: progress for a caller's progress bar.
     """
     plan = _plan(
         movie,
@@ -260,12 +260,13 @@ def propagate(
         axis=axis,
         object_ids=object_ids,
     )
+    loaded = _loaded(model)  # a model file that cannot be opened is one more input check
     if on_start is not None:
         on_start(plan.start, plan.end)
     frames: list[FrameResult] = []
     predicted: list[Outline] = []
     lost: dict[int, int] = {}
-    for fr, fo in _run(plan, model, config):
+    for fr, fo in _run(plan, loaded, config):
         frames.append(fr)
         predicted.extend(fo)
         for ob in fr.objects:

@@ -379,7 +379,10 @@ def _pickle_protocol(head: bytes, size: int) -> int | None:
 def _foreign_format(head: bytes, size: int) -> str | None:
     """Name the format of a file that is not safetensors from its first bytes, if known."""
     if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
-        return "a ZIP archive (the format of torch.save .pt/.pth files, which contain a pickle)"
+        return (
+            "a ZIP archive (the format of torch.save .pt/.pth files, which contain a pickle; "
+            "a RoiSet.zip is one too)"
+        )
     if head.startswith(b"\x1f\x8b"):
         return (
             "a gzip-compressed file (PyJAMAS .cfr models are gzip-compressed pickles; "
@@ -416,6 +419,13 @@ def _header_length(path: Path, head: bytes, size: int) -> int:
     kind = _foreign_format(head, size)
     if kind is not None:
         raise _refuse(path, f"it is {kind}, not a safe rescunet-ij model", _UNSAFE_HINT)
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        raise _refuse(
+            path,
+            "it is a TIFF image, not a model",
+            "Did the movie, the ROIs and --model change places? Give the model file "
+            "(usually *.rescunet) to --model",
+        )
     if size == 0:
         raise _refuse(
             path,

@@ -328,13 +328,14 @@ class PlaneSeriesInfo:
     source: str | None
 
 
-def _pick(name: str, value: int, size: int, flag: str) -> int:
+def _pick(name: str, value: int, size: int, flag: str, arg: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ConfigError(f"{name} must be an integer index; got {value!r}")
     if not 0 <= int(value) < size:
+        has = f"1 {name}" if size == 1 else f"{size} {name}s"
         raise DataError(
             f"{name} {int(value) + 1} (1-based; {int(value)} 0-based) does not exist: the movie "
-            f"has {size} {name}s; pick one with {flag} 1..{size} (1-based; {name}=0..{size - 1} "
+            f"has {has}; pick one with {flag} 1..{size} (1-based; {arg}=0..{size - 1} "
             "in Python)"
         )
     return int(value)
@@ -388,7 +389,7 @@ def select_plane_series(
             f"the movie has {kind}; pick one with --channel 1..{n_c} (1-based; "
             f"channel=0..{n_c - 1} in Python){extra}"
         )
-    c_idx = _pick("channel", channel, n_c, "--channel") if channel is not None else 0
+    c_idx = _pick("channel", channel, n_c, "--channel", "channel") if channel is not None else 0
     if axis == "t":
         if n_z > 1 and z is None:
             raise DataError(
@@ -402,7 +403,7 @@ def select_plane_series(
                     else ""
                 )
             )
-        z_idx = _pick("z-plane", z, n_z, "--z") if z is not None else 0
+        z_idx = _pick("z-plane", z, n_z, "--z", "z") if z is not None else 0
         planes = movie.isel(z=z_idx, c=c_idx).values
     else:
         if n_t > 1:
