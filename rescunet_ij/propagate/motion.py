@@ -1,0 +1,252 @@
+"""Motion between two frames: where each object went before its windows are cut.
+
+A ReSCU-Net looks only inside windows around an object's previous mask; an object that moved by
+more than about half a window (stage drift, a growing colony, a moving embryo) has left them.
+So before windows are cut, every prompt is moved by the estimated motion:
+
+1. **Global** (:func:`estimate_global_shift`): the frame-to-frame translation of the whole field,
+   by phase correlation (:func:`skimage.registration.phase_cross_correlation`) of Hann-windowed,
+   normalised frames (downsampled when large), kept only when the frames really match better at
+   that offset than unmoved (normalised cross-correlation of the overlap).
+2. **Per object** (:func:`estimate_object_shift`): the previous frame's crop around the object is
+   searched for in the new frame, within a radius around the global shift, by normalised
+   cross-correlation (:func:`skimage.feature.match_template`); kept when the match is good and
+   clearly better than the global shift, so objects that move on their own are followed.
+
+Shifts are ``(dy, dx)`` in pixels, positive when the content moved down/right from the previous
+frame to the new one. Training cuts its windows around prompts moved by the same estimates
+(:func:`rescunet_ij.data.samples.samples_from_masks`), so both see the same geometry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from ..types import ObjectMask, bounding_box
+
+__all__ = [
+    "MOTION_MODES",
+    "MotionMode",
+    "Shift",
+    "estimate_global_shift",
+    "estimate_object_shift",
+    "shift_mask",
+]
+
+MotionMode = Literal["auto", "off", "global", "object"]
+MOTION_MODES: tuple[str, ...] = ("auto", "off", "global", "object")
+"""``off``: no compensation; ``global``: one translation per frame pair; ``object``: global, then
+every object refined on its own; ``auto`` (default): as ``object``, but a shift is used only where
+the images say it clearly (a global shift of at least one pixel that matches better than none, an
+object shift that matches clearly better than the global one)."""
+
+_MAX_SIDE = 512  # larger frames are block-averaged to at most this side for the global estimate
+_MIN_GAIN = 0.02  # how much better a shift must match than the alternative to be used in auto
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A translation between two frames.
+
+    Attributes
+    ----------
+    dy, dx
+        Whole pixels the content moved (down, right) from the previous frame to the new one.
+    score
+        Normalised cross-correlation of the matched images at this shift (-1..1; 0 = unknown).
+    source
+        ``"none"``, ``"global"`` or ``"object"``: which estimate this shift is.
+    """
+
+    dy: int = 0
+    dx: int = 0
+    score: float = 0.0
+    source: str = "none"
+
+    @property
+    def magnitude(self) -> float:
+        """Length of the shift in pixels."""
+        return float(np.hypot(self.dy, self.dx))
+
+
+NO_SHIFT = Shift()
+
+
+def _normalised(a: np.ndarray) -> np.ndarray:
+    a = np.asarray(a, dtype=np.float32)
+    return (a - a.mean()) / (a.std() + 1e-6)
+
+
+def _overlap_ncc(ref: np.ndarray, mov: np.ndarray, dy: int, dx: int) -> float:
+    """Normalised cross-correlation of ``ref`` and ``mov`` where ``mov`` is ``ref`` moved by
+    ``(dy, dx)`` (only the overlapping part; 0 when it is too small to judge).
+    """
+    h, w = ref.shape
+    ys, ye = max(0, -dy), min(h, h - dy)
+    xs, xe = max(0, -dx), min(w, w - dx)
+    if ye - ys < 8 or xe - xs < 8:
+        return 0.0
+    a = ref[ys:ye, xs:xe].astype(np.float64)
+    b = mov[ys + dy : ye + dy, xs + dx : xe + dx].astype(np.float64)
+    a = a - a.mean()
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def estimate_global_shift(
+    previous: np.ndarray, current: np.ndarray, *, max_shift: int | None = None
+) -> Shift:
+    """The translation of the whole field from ``previous`` to ``current`` (2-D planes).
+
+    Parameters
+    ----------
+    previous, current
+        The two frames (same shape; any real dtype).
+    max_shift
+        Shifts longer than this (pixels) are not believed; ``None``: up to half the frame.
+
+    Returns
+    -------
+    Shift
+        ``source="global"`` with the normalised cross-correlation of the overlap at that shift,
+        or :data:`NO_SHIFT` when the frames match no better shifted than unmoved (or the shift
+        would leave too little overlap to tell).
+    """
+    from skimage.filters import window
+    from skimage.registration import phase_cross_correlation
+    from skimage.transform import downscale_local_mean
+
+    prev = np.asarray(previous, dtype=np.float32)
+    cur = np.asarray(current, dtype=np.float32)
+    if prev.shape != cur.shape or prev.ndim != 2 or min(prev.shape) < 16:
+        return NO_SHIFT
+    factor = max(1, int(np.ceil(max(prev.shape) / _MAX_SIDE)))
+    small_prev, small_cur = prev, cur
+    if factor > 1:
+        small_prev = downscale_local_mean(prev, (factor, factor))
+        small_cur = downscale_local_mean(cur, (factor, factor))
+    hann = window("hann", small_prev.shape).astype(np.float32)
+    found, _, _ = phase_cross_correlation(
+        _normalised(small_prev) * hann, _normalised(small_cur) * hann, normalization="phase"
+    )
+    dy, dx = (-int(round(v * factor)) for v in found)  # registration shift -> content motion
+    if factor > 1:  # refine the block-averaged estimate at full resolution
+        dy, dx = _refine(prev, cur, dy, dx)
+    limit = max_shift if max_shift is not None else int(0.75 * min(prev.shape))
+    if (dy == 0 and dx == 0) or np.hypot(dy, dx) > limit:
+        return NO_SHIFT
+    moved = _overlap_ncc(prev, cur, dy, dx)
+    still = _overlap_ncc(prev, cur, 0, 0)
+    if moved < still + _MIN_GAIN:
+        return NO_SHIFT
+    return Shift(dy, dx, moved, "global")
+
+
+def _refine(prev: np.ndarray, cur: np.ndarray, dy: int, dx: int) -> tuple[int, int]:
+    """A coarse shift made exact: phase correlation of matching full-resolution crops."""
+    from skimage.registration import phase_cross_correlation
+
+    h, w = prev.shape
+    c = min(_MAX_SIDE, h - abs(dy), w - abs(dx))
+    if c < 32:
+        return dy, dx
+    # A c x c square inside the overlap, centred; the same content in `cur` sits (dy, dx) away.
+    ys = max(0, -dy) + (h - abs(dy) - c) // 2
+    xs = max(0, -dx) + (w - abs(dx) - c) // 2
+    a = prev[ys : ys + c, xs : xs + c]
+    b = cur[ys + dy : ys + dy + c, xs + dx : xs + dx + c]
+    residual, _, _ = phase_cross_correlation(_normalised(a), _normalised(b), normalization="phase")
+    ry, rx = (-int(round(v)) for v in residual)
+    return dy + ry, dx + rx
+
+
+def estimate_object_shift(
+    previous: np.ndarray,
+    current: np.ndarray,
+    prompt: ObjectMask,
+    *,
+    start: Shift = NO_SHIFT,
+    radius: int = 32,
+    margin: int | None = None,
+    min_score: float = 0.5,
+    min_gain: float = _MIN_GAIN,
+) -> Shift:
+    """Where one object went: its previous-frame crop matched in the new frame.
+
+    Parameters
+    ----------
+    previous, current
+        The two frames (2-D, same shape).
+    prompt
+        The object's mask in ``previous``.
+    start
+        The shift to search around (usually the global one).
+    radius
+        Search this many pixels around ``start`` (a plausible displacement).
+    margin
+        Context around the object's bounding box in the template; default a quarter of its size
+        (at least 4 pixels), so the match sees the object's surroundings too.
+    min_score
+        A match below this normalised cross-correlation is not believed.
+    min_gain
+        The match must beat the correlation at ``start`` by this much (0: take the best match).
+
+    Returns
+    -------
+    Shift
+        ``source="object"`` when a better, believable match was found; otherwise ``start``.
+    """
+    from skimage.feature import match_template
+
+    prev = np.asarray(previous, dtype=np.float32)
+    cur = np.asarray(current, dtype=np.float32)
+    box = bounding_box(prompt.mask)
+    if box is None or prev.shape != cur.shape:
+        return start
+    y0, y1 = prompt.y0 + box[0], prompt.y0 + box[1]
+    x0, x1 = prompt.x0 + box[2], prompt.x0 + box[3]
+    m = margin if margin is not None else max(4, (max(y1 - y0, x1 - x0) + 3) // 4)
+    H, W = prev.shape
+    ty0, ty1, tx0, tx1 = max(y0 - m, 0), min(y1 + m, H), max(x0 - m, 0), min(x1 + m, W)
+    template = prev[ty0:ty1, tx0:tx1]
+    if template.size < 16 or template.std() < 1e-6:
+        return start
+    r = int(radius)
+    sy0, sx0 = ty0 + start.dy - r, tx0 + start.dx - r
+    sy1, sx1 = ty1 + start.dy + r, tx1 + start.dx + r
+    cy0, cx0 = max(sy0, 0), max(sx0, 0)
+    cy1, cx1 = min(sy1, H), min(sx1, W)
+    if cy1 - cy0 < template.shape[0] or cx1 - cx0 < template.shape[1]:
+        return start  # the search area left the frame: nothing to compare
+    scores = match_template(cur[cy0:cy1, cx0:cx1], template)
+    iy, ix = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    best = float(scores[iy, ix])
+    dy, dx = cy0 + int(iy) - ty0, cx0 + int(ix) - tx0
+    at_start = (ty0 + start.dy - cy0, tx0 + start.dx - cx0)
+    if 0 <= at_start[0] < scores.shape[0] and 0 <= at_start[1] < scores.shape[1]:
+        baseline = float(scores[at_start])
+    else:
+        baseline = -1.0
+    if best < min_score or best < baseline + min_gain or (dy, dx) == (start.dy, start.dx):
+        return start
+    return Shift(dy, dx, best, "object")
+
+
+def shift_mask(prompt: ObjectMask, shift: Shift, plane_shape: tuple[int, int]) -> ObjectMask:
+    """``prompt`` moved by ``shift`` and clipped to the plane (empty when it left the plane)."""
+    if shift.dy == 0 and shift.dx == 0:
+        return prompt
+    H, W = plane_shape
+    y0, x0 = prompt.y0 + shift.dy, prompt.x0 + shift.dx
+    h, w = prompt.mask.shape
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + h, H), min(x0 + w, W)
+    if ye <= ys or xe <= xs:
+        return ObjectMask(0, 0, np.zeros((0, 0), dtype=bool))
+    crop = prompt.mask[ys - y0 : ye - y0, xs - x0 : xe - x0]
+    clipped = ObjectMask.from_full(crop)
+    return ObjectMask(ys + clipped.y0, xs + clipped.x0, clipped.mask)
