@@ -81,8 +81,9 @@ def _normalised(a: np.ndarray) -> np.ndarray:
 
 
 def _overlap_ncc(ref: np.ndarray, mov: np.ndarray, dy: int, dx: int) -> float:
-    """Normalised cross-correlation of ``ref`` and ``mov`` where ``mov`` is ``ref`` moved by
-    ``(dy, dx)`` (only the overlapping part; 0 when it is too small to judge).
+    """Normalised cross-correlation of ``ref`` and ``mov``, ``mov`` being ``ref`` moved by (dy, dx).
+
+    Only the overlapping part counts; 0 when it is too small to judge.
     """
     h, w = ref.shape
     ys, ye = max(0, -dy), min(h, h - dy)
