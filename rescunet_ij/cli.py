@@ -251,7 +251,8 @@ def propagate(
     reverse: Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")] = False,
     labels: Annotated[Optional[Path], typer.Option(help="also write a label-image TIFF")] = None,
     report: Annotated[
-        Optional[Path], typer.Option(help="CSV of confidence / IoU per object and frame")
+        Optional[Path],
+        typer.Option(help="CSV per object and frame: confidence, IoU, motion, why lost"),
     ] = None,
     channel: Channel = None,
     z: ZPlane = None,
@@ -262,6 +263,21 @@ def propagate(
     erosion_width: Annotated[
         Optional[int], typer.Option(help="override the model's erosion width")
     ] = None,
+    motion: Annotated[
+        str,
+        typer.Option(
+            help="motion compensation before each frame: auto (default: field drift and each "
+            "object's own motion, where the images show it), global, object, or off"
+        ),
+    ] = "auto",
+    keep_going: Annotated[
+        bool,
+        typer.Option(
+            "--keep-going",
+            help="keep propagating objects whose prediction looks wrong (marked doubtful in "
+            "--report) instead of stopping them as lost",
+        ),
+    ] = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Propagate outlines through a movie and write the result as an ImageJ RoiSet.zip."""
@@ -273,7 +289,13 @@ def propagate(
     # are written together at the end, so a failure never leaves half of the results.
     api.check_outputs([output, labels, report], overwrite=overwrite)
     console = _console()
-    cfg = api.propagate_config(device=device, batch_size=batch_size, erosion_width=erosion_width)
+    cfg = api.propagate_config(
+        device=device,
+        batch_size=batch_size,
+        erosion_width=erosion_width,
+        motion=motion,
+        keep_going=keep_going,
+    )
     mv = api.read_movie(movie)
     outlines = api.read_outlines(rois, mv, identity=identity)
     progress = Progress(

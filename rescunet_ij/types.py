@@ -141,12 +141,35 @@ class ObjectStatus(str, Enum):
     """What happened to one object in one propagated frame."""
 
     OK = "ok"
-    LOST = "lost"  # the network found nothing: propagation of this object stops here
+    # The prediction failed a sanity check (it left the object, a very low confidence, an area
+    # jump) but propagation goes on because the user asked for it (keep_going): worth a look.
+    DOUBTFUL = "doubtful"
+    # Nothing usable was found, or a sanity check failed: propagation of this object stops here.
+    LOST = "lost"
 
 
 @dataclass
 class ObjectResult:
-    """The prediction for one object in one frame."""
+    """The prediction for one object in one frame.
+
+    Attributes
+    ----------
+    object_id
+        The object.
+    status
+        OK, DOUBTFUL (kept, but failed a sanity check) or LOST (propagation stops).
+    mask, outline
+        The prediction (``None`` when lost).
+    confidence
+        Mean foreground probability inside the mask.
+    prompt_iou
+        IoU with the prompt, after the prompt was moved by ``shift``.
+    shift
+        ``(dy, dx)``: how far the prompt was moved before its windows were cut (the estimated
+        motion of the object from the previous frame).
+    reason
+        Why the object is DOUBTFUL or LOST (``None`` when OK).
+    """
 
     object_id: int
     status: ObjectStatus
@@ -154,6 +177,8 @@ class ObjectResult:
     outline: Outline | None
     confidence: float
     prompt_iou: float
+    shift: tuple[int, int] = (0, 0)
+    reason: str | None = None
 
 
 @dataclass
@@ -162,6 +187,8 @@ class FrameResult:
 
     frame: int
     objects: list[ObjectResult] = field(default_factory=list)
+    # The estimated motion of the whole field from the previous frame ((dy, dx) pixels).
+    shift: tuple[int, int] = (0, 0)
 
     @property
     def outlines(self) -> list[Outline]:

@@ -251,4 +251,6 @@ def test_demo_runs_end_to_end(tmp_path):
     summary = run_demo(tmp_path / "demo", epochs=2, n_frames=6, size=96, device="cpu")
     for key in ("result_rois", "overlay_png", "overlay_gif", "training_curve", "model", "labels"):
         assert Path(summary["files"][key]).exists(), key
-    assert len(roifile.roiread(summary["files"]["result_rois"])) >= 5 * 5
+    # Two epochs make a poor model: objects it cannot follow are reported lost, never passed off
+    # as results, so the RoiSet holds at least the 5 seeds.
+    assert len(roifile.roiread(summary["files"]["result_rois"])) >= 5

@@ -321,7 +321,7 @@ def test_vanishing_object_warns_is_lost_and_stops():
 
     with pytest.warns(
         ObjectLostWarning,
-        match=r"object 1 vanished at frame 6 \(1-based.*correct it and re-propagate",
+        match=r"object 1 lost at frame 6 \(1-based.*fewer than min_area.*correct it and re-propagate",
     ):
         results = list(prop.propagate(state, 0))
 
@@ -626,7 +626,9 @@ def test_random_rescunet_shapes_and_batching():
 
     runs = []
     for bs in (64, 1):
-        prop = Propagator(model, PropagateConfig(device="cpu", batch_size=bs, min_area=1))
+        # random weights: predictions fail the sanity checks; keep going to compare batching
+        cfg = PropagateConfig(device="cpu", batch_size=bs, min_area=1, keep_going=True)
+        prop = Propagator(model, cfg)
         state = prop.init_state(images)
         for k in range(4):
             prop.add_mask(state, 0, k + 1, truth[0, k])
@@ -638,11 +640,11 @@ def test_random_rescunet_shapes_and_batching():
     for oa, ob in zip(a.objects, b.objects):
         assert oa.status == ob.status
         assert 0.0 <= oa.confidence <= 1.0 and 0.0 <= oa.prompt_iou <= 1.0
-        if oa.status is ObjectStatus.OK:
+        if oa.status is not ObjectStatus.LOST:
             assert oa.confidence >= 0.5
             assert geometry.iou(mask_of(oa, shape), mask_of(ob, shape)) > 0.99
             assert oa.mask.mask.dtype == bool and oa.outline.polygon.shape[1] == 2
-    assert any(o.status is ObjectStatus.OK for o in a.objects)
+    assert any(o.status is not ObjectStatus.LOST for o in a.objects)
 
 
 def test_state_helpers():
@@ -679,7 +681,7 @@ def test_empty_prompt_counts_as_lost():
     state.put(
         0, 1, ObjectMask(0, 0, np.zeros((0, 0), bool)), "user", None
     )  # bypasses add_mask's check
-    with pytest.warns(ObjectLostWarning, match="object 1 vanished at frame 2"):
+    with pytest.warns(ObjectLostWarning, match="object 1 lost at frame 2"):
         (r, r2) = prop.propagate(state, 0)
     assert r.objects[0].status is ObjectStatus.LOST and r2.objects == []
 

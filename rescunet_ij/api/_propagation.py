@@ -72,7 +72,10 @@ class PropagationRun:
         for fr in self.frames:
             for ob in fr.objects:
                 if ob.status is ObjectStatus.LOST:
-                    out.append((fr.frame, ob.object_id, "lost"))
+                    why = f"lost: {ob.reason}" if ob.reason else "lost"
+                    out.append((fr.frame, ob.object_id, why))
+                elif ob.status is ObjectStatus.DOUBTFUL:
+                    out.append((fr.frame, ob.object_id, f"doubtful: {ob.reason}"))
                 elif ob.confidence < min_confidence:
                     out.append((fr.frame, ob.object_id, f"low confidence {ob.confidence:.2f}"))
                 elif ob.prompt_iou < min_prompt_iou:

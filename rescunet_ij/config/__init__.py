@@ -364,6 +364,38 @@ class PropagateConfig(_Strict):
     )
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = "auto"
+    motion: Literal["auto", "off", "global", "object"] = Field(
+        default="auto",
+        description="motion compensation before windows are cut: off; global (one translation "
+        "per frame); object (global, then each object on its own); auto (as object, using only "
+        "shifts the images show clearly)",
+    )
+    motion_radius: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_SUBIMAGE_SIZE,
+        description="how far (pixels) an object is searched for around the global shift; None = "
+        "half the window side (at least 8)",
+    )
+    keep_going: bool = Field(
+        default=False,
+        description="keep propagating an object whose prediction failed a sanity check (it is "
+        "marked doubtful) instead of stopping it as lost",
+    )
+    lost_confidence: float = Field(
+        default=0.55,
+        ge=0.0,
+        le=1.0,
+        description="a prediction whose mean foreground probability is below this has lost its "
+        "object",
+    )
+    max_area_change: float = Field(
+        default=4.0,
+        gt=1.0,
+        le=1000.0,
+        description="a prediction more than this many times larger or smaller than its prompt "
+        "has lost its object",
+    )
 
 
 _CONFIGS: dict[str, type[BaseModel]] = {

@@ -12,8 +12,24 @@ from .atomic import atomic_write
 
 __all__ = ["PROPAGATION_COLUMNS", "write_propagation_table"]
 
-PROPAGATION_COLUMNS = ("frame", "object_id", "status", "confidence", "prompt_iou", "area_px")
-"""Columns of the propagation report; ``frame`` is 1-based, as ImageJ numbers frames."""
+PROPAGATION_COLUMNS = (
+    "frame",
+    "object_id",
+    "status",
+    "confidence",
+    "prompt_iou",
+    "area_px",
+    "shift_y",
+    "shift_x",
+    "field_shift_y",
+    "field_shift_x",
+    "reason",
+)
+"""Columns of the propagation report; ``frame`` is 1-based, as ImageJ numbers frames.
+
+``shift_y``/``shift_x``: how far (pixels, down/right) the object's previous outline was moved by
+motion compensation before it was looked for; ``field_shift_*``: the whole field's estimated
+motion in that frame; ``reason``: why an object is doubtful or lost."""
 
 
 def write_propagation_table(
@@ -49,6 +65,9 @@ def write_propagation_table(
                         f"{ob.confidence:.4f}",
                         f"{ob.prompt_iou:.4f}",
                         area,
+                        *ob.shift,
+                        *fr.shift,
+                        ob.reason or "",
                     ]
                 )
     return Path(path)

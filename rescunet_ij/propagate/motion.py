@@ -29,8 +29,10 @@ from ..types import ObjectMask, bounding_box
 
 __all__ = [
     "MOTION_MODES",
+    "NO_SHIFT",
     "MotionMode",
     "Shift",
+    "confirm_field_shift",
     "estimate_global_shift",
     "estimate_object_shift",
     "shift_mask",
@@ -165,6 +167,70 @@ def _refine(prev: np.ndarray, cur: np.ndarray, dy: int, dx: int) -> tuple[int, i
     return dy + ry, dx + rx
 
 
+def _template_box(prompt: ObjectMask, shape: tuple[int, int], margin: int | None):
+    """The crop around an object used to match it: its bounding box plus context, in the plane."""
+    box = bounding_box(prompt.mask)
+    if box is None:
+        return None
+    y0, y1 = prompt.y0 + box[0], prompt.y0 + box[1]
+    x0, x1 = prompt.x0 + box[2], prompt.x0 + box[3]
+    m = margin if margin is not None else max(4, (max(y1 - y0, x1 - x0) + 3) // 4)
+    H, W = shape
+    return max(y0 - m, 0), min(y1 + m, H), max(x0 - m, 0), min(x1 + m, W)
+
+
+def _crop_ncc(template: np.ndarray, current: np.ndarray, y0: int, x0: int) -> float:
+    h, w = template.shape
+    if y0 < 0 or x0 < 0 or y0 + h > current.shape[0] or x0 + w > current.shape[1]:
+        return -1.0
+    a = template.astype(np.float64) - template.mean()
+    b = current[y0 : y0 + h, x0 : x0 + w].astype(np.float64)
+    b = b - b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
+def confirm_field_shift(
+    previous: np.ndarray,
+    current: np.ndarray,
+    prompts: list[ObjectMask],
+    field: Shift,
+    *,
+    margin: int | None = None,
+) -> Shift:
+    """Keep the field's shift only if the objects themselves agree.
+
+    Phase correlation of whole frames can be fooled where objects appear, vanish or divide: an
+    object may match another one far away. Each object's crop from ``previous`` is compared with
+    ``current`` unmoved and moved by ``field``; the shift stands when more than half the objects
+    match better moved than unmoved (a tie keeps the objects where they were).
+
+    Returns
+    -------
+    Shift
+        ``field``, or :data:`NO_SHIFT` when the objects say otherwise (or ``field`` is none).
+    """
+    if field.source == "none" or not prompts:
+        return field
+    prev = np.asarray(previous, dtype=np.float32)
+    cur = np.asarray(current, dtype=np.float32)
+    votes = 0
+    counted = 0
+    for prompt in prompts:
+        box = _template_box(prompt, prev.shape, margin)
+        if box is None:
+            continue
+        ty0, ty1, tx0, tx1 = box
+        template = prev[ty0:ty1, tx0:tx1]
+        if template.size < 16 or template.std() < 1e-6:
+            continue
+        counted += 1
+        moved = _crop_ncc(template, cur, ty0 + field.dy, tx0 + field.dx)
+        still = _crop_ncc(template, cur, ty0, tx0)
+        votes += moved > still
+    return field if counted == 0 or 2 * votes > counted else NO_SHIFT
+
+
 def estimate_object_shift(
     previous: np.ndarray,
     current: np.ndarray,
@@ -205,33 +271,24 @@ def estimate_object_shift(
 
     prev = np.asarray(previous, dtype=np.float32)
     cur = np.asarray(current, dtype=np.float32)
-    box = bounding_box(prompt.mask)
-    if box is None or prev.shape != cur.shape:
+    box = _template_box(prompt, prev.shape, margin) if prev.shape == cur.shape else None
+    if box is None:
         return start
-    y0, y1 = prompt.y0 + box[0], prompt.y0 + box[1]
-    x0, x1 = prompt.x0 + box[2], prompt.x0 + box[3]
-    m = margin if margin is not None else max(4, (max(y1 - y0, x1 - x0) + 3) // 4)
-    H, W = prev.shape
-    ty0, ty1, tx0, tx1 = max(y0 - m, 0), min(y1 + m, H), max(x0 - m, 0), min(x1 + m, W)
+    ty0, ty1, tx0, tx1 = box
     template = prev[ty0:ty1, tx0:tx1]
     if template.size < 16 or template.std() < 1e-6:
         return start
+    H, W = prev.shape
     r = int(radius)
-    sy0, sx0 = ty0 + start.dy - r, tx0 + start.dx - r
-    sy1, sx1 = ty1 + start.dy + r, tx1 + start.dx + r
-    cy0, cx0 = max(sy0, 0), max(sx0, 0)
-    cy1, cx1 = min(sy1, H), min(sx1, W)
+    cy0, cx0 = max(ty0 + start.dy - r, 0), max(tx0 + start.dx - r, 0)
+    cy1, cx1 = min(ty1 + start.dy + r, H), min(tx1 + start.dx + r, W)
     if cy1 - cy0 < template.shape[0] or cx1 - cx0 < template.shape[1]:
         return start  # the search area left the frame: nothing to compare
     scores = match_template(cur[cy0:cy1, cx0:cx1], template)
     iy, ix = np.unravel_index(int(np.argmax(scores)), scores.shape)
     best = float(scores[iy, ix])
     dy, dx = cy0 + int(iy) - ty0, cx0 + int(ix) - tx0
-    at_start = (ty0 + start.dy - cy0, tx0 + start.dx - cx0)
-    if 0 <= at_start[0] < scores.shape[0] and 0 <= at_start[1] < scores.shape[1]:
-        baseline = float(scores[at_start])
-    else:
-        baseline = -1.0
+    baseline = _crop_ncc(template, cur, ty0 + start.dy, tx0 + start.dx)
     if best < min_score or best < baseline + min_gain or (dy, dx) == (start.dy, start.dx):
         return start
     return Shift(dy, dx, best, "object")

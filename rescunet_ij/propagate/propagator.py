@@ -38,6 +38,14 @@ from ..errors import ConfigError, DataError, StateError
 from ..model.memory import fit_batch_size
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
 from .frames import frame_index, frame_name, resolve_frame_range
+from .motion import (
+    NO_SHIFT,
+    Shift,
+    confirm_field_shift,
+    estimate_global_shift,
+    estimate_object_shift,
+    shift_mask,
+)
 from .state import PropagationState
 
 if TYPE_CHECKING:
@@ -48,14 +56,19 @@ __all__ = ["ObjectLostWarning", "Propagator"]
 Direction = Literal["forward", "reverse", "both"]
 
 
+def _gray(plane: np.ndarray) -> np.ndarray:
+    """One 2-D image of a plane for motion estimates (channels averaged)."""
+    return plane if plane.ndim == 2 else plane.mean(axis=0)
+
+
 class ObjectLostWarning(UserWarning):
-    """An object vanished during propagation (its predicted area fell below ``min_area``)."""
+    """An object was lost: its prediction vanished (below ``min_area``) or failed a sanity check."""
 
 
 class _Job:
     """One object to predict in the current frame: its prompt, windows and probability canvas."""
 
-    __slots__ = ("count", "object_id", "origins", "prompt", "total", "x0", "y0")
+    __slots__ = ("count", "object_id", "origins", "prompt", "shift", "total", "x0", "y0")
 
     def __init__(
         self,
@@ -64,9 +77,11 @@ class _Job:
         origins: list[tuple[int, int]],
         window: tuple[int, int],
         plane_shape: tuple[int, int],
+        shift: Shift = NO_SHIFT,
     ) -> None:
         self.object_id = object_id
-        self.prompt = prompt
+        self.prompt = prompt  # already moved by `shift`: where the object should be now
+        self.shift = shift
         self.origins = origins
         H, W = plane_shape
         wh, ww = window
@@ -155,6 +170,13 @@ class Propagator:
         # not even one window fits: no endless out-of-memory retries on absurd model files).
         self.pass_size = fit_batch_size(
             model.model_config, self.device, int(config.batch_size), training=False
+        )
+        # How far an object is searched for around the global shift: the same radius training
+        # used for its windows (data.samples), half the window side.
+        self.motion_radius = int(
+            config.motion_radius
+            if config.motion_radius is not None
+            else max(8, max(self.window) // 2)
         )
 
     # ================================================================== state and prompts
@@ -503,8 +525,10 @@ class Propagator:
             prompts = state.masks.get(prev, {})
             # The state may be corrected between two frames: objects without a prompt drop out.
             to_predict = sorted(o for o in active if o not in users and o in prompts)
+            jobs = [(o, prompts[o]) for o in to_predict]
+            frame_shift, shifts = self._motion(state, prev, target, jobs)
             results: dict[int, ObjectResult] = {}
-            for res in self._predict_frame(state, target, [(o, prompts[o]) for o in to_predict]):
+            for res in self._predict_frame(state, target, jobs, shifts):
                 results[res.object_id] = res
             for o in users:
                 results[o] = ObjectResult(
@@ -518,7 +542,7 @@ class Propagator:
             # Commit the whole frame before yielding: a consumer that stops here sees it stored.
             for o in to_predict:
                 res = results[o]
-                if res.status is ObjectStatus.OK:
+                if res.status is not ObjectStatus.LOST:
                     assert res.mask is not None
                     state.put(
                         target,
@@ -534,7 +558,36 @@ class Propagator:
                     self._forget_after_loss(state, o, target, step)
                     active.discard(o)
             active |= users
-            yield FrameResult(frame=target, objects=[results[o] for o in sorted(results)])
+            yield FrameResult(
+                frame=target,
+                objects=[results[o] for o in sorted(results)],
+                shift=(frame_shift.dy, frame_shift.dx),
+            )
+
+    def _motion(
+        self,
+        state: PropagationState,
+        prev: int,
+        target: int,
+        objects: list[tuple[int, ObjectMask]],
+    ) -> tuple[Shift, dict[int, Shift]]:
+        """The field's shift from ``prev`` to ``target`` and each object's (config.motion)."""
+        mode = self.config.motion
+        if mode == "off" or not objects:
+            return NO_SHIFT, {}
+        before, after = _gray(state.plane(prev)), _gray(state.plane(target))
+        field = estimate_global_shift(before, after)
+        field = confirm_field_shift(before, after, [p for _, p in objects], field)
+        shifts = {o: field for o, _ in objects}
+        if mode in ("object", "auto"):
+            # "object" takes each object's best match; "auto" only one clearly better than
+            # the field's shift (min_gain), so a still object in a still field is left alone.
+            gain = {"min_gain": 0.0} if mode == "object" else {}
+            for o, prompt in objects:
+                shifts[o] = estimate_object_shift(
+                    before, after, prompt, start=field, radius=self.motion_radius, **gain
+                )
+        return field, shifts
 
     @staticmethod
     def _forget_after_loss(state: PropagationState, obj: int, frame: int, step: int) -> None:
@@ -549,7 +602,11 @@ class Propagator:
     # ================================================================== one frame
 
     def _predict_frame(
-        self, state: PropagationState, frame: int, prompts: list[tuple[int, ObjectMask]]
+        self,
+        state: PropagationState,
+        frame: int,
+        prompts: list[tuple[int, ObjectMask]],
+        shifts: Mapping[int, Shift] | None = None,
     ) -> list[ObjectResult]:
         if not prompts:
             return []
@@ -558,10 +615,12 @@ class Propagator:
         cfg = self.config
         jobs = []
         for obj, prompt in prompts:
+            shift = (shifts or {}).get(obj, NO_SHIFT)
+            moved = shift_mask(prompt, shift, shape)  # where the object should be now
             origins = plan_windows(
-                prompt, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap
+                moved, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap
             )
-            jobs.append(_Job(obj, prompt, origins, self.window, shape))
+            jobs.append(_Job(obj, moved, origins, self.window, shape, shift))
         # Flat list of (job, origin): windows of all objects share the forward passes.
         flat = [(job, origin) for job in jobs for origin in job.origins]
         i = 0
@@ -645,7 +704,7 @@ class Propagator:
         return prob[:, 0].to("cpu", torch.float32).numpy()
 
     def _finish(self, state: PropagationState, frame: int, job: _Job) -> ObjectResult:
-        """Threshold, clean up and outline one object's merged probabilities."""
+        """Threshold, clean up, check and outline one object's merged probabilities."""
         cfg = self.config
         prob = job.probabilities()
         ref = job.prompt_on_canvas()
@@ -654,22 +713,19 @@ class Propagator:
         if self.erosion_width > 0 and fg.any():
             fg = self._erode(fg, job, state.plane_shape)
             fg = geometry.best_iou_component(fg, ref)  # erosion may split a thin neck
+        shift = (job.shift.dy, job.shift.dx)
         area = int(np.count_nonzero(fg))
         if area < cfg.min_area:
-            warnings.warn(
-                f"object {job.object_id} vanished at frame {frame + 1} (1-based; index {frame}): "
-                f"the network found {area} pixel(s), fewer than min_area={cfg.min_area}; its "
-                "propagation stops here; correct it and re-propagate",
-                ObjectLostWarning,
-                stacklevel=4,
-            )
-            return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0)
+            why = f"the network found {area} pixel(s), fewer than min_area={cfg.min_area}"
+            return self._lost(job, frame, why)
         confidence = float(prob[fg].mean())
+        reason = self._sanity(fg, ref, confidence)
+        if reason is not None and not cfg.keep_going:
+            return self._lost(job, frame, reason)
         prompt_iou = float(geometry.iou(fg, ref))
         om = ObjectMask.from_full(fg)
         om = ObjectMask(job.y0 + om.y0, job.x0 + om.x0, om.mask)
-        crop = om.mask
-        polygon = geometry.mask_to_polygon(crop, cfg.simplify_tolerance) + [om.x0, om.y0]
+        polygon = geometry.mask_to_polygon(om.mask, cfg.simplify_tolerance) + [om.x0, om.y0]
         outline = Outline(
             object_id=job.object_id,
             frame=frame,
@@ -679,7 +735,39 @@ class Propagator:
             confidence=confidence,
             prompt_iou=prompt_iou,
         )
-        return ObjectResult(job.object_id, ObjectStatus.OK, om, outline, confidence, prompt_iou)
+        status = ObjectStatus.OK if reason is None else ObjectStatus.DOUBTFUL
+        return ObjectResult(
+            job.object_id, status, om, outline, confidence, prompt_iou, shift, reason
+        )
+
+    def _sanity(self, fg: np.ndarray, ref: np.ndarray, confidence: float) -> str | None:
+        """Why a prediction has probably left its object, or ``None`` when it looks right."""
+        cfg = self.config
+        ref_area = int(np.count_nonzero(ref))
+        if ref_area == 0:
+            return None  # the prompt left the canvas (the image): nothing to compare with
+        if not np.any(fg & ref):
+            return (
+                "it left its object: no overlap with the previous outline moved by the "
+                "estimated motion"
+            )
+        if confidence < cfg.lost_confidence:
+            return f"very low confidence {confidence:.2f} (below {cfg.lost_confidence:g})"
+        ratio = int(np.count_nonzero(fg)) / ref_area
+        if ratio > cfg.max_area_change or ratio < 1.0 / cfg.max_area_change:
+            return f"its area changed {ratio:.2g}-fold from the previous frame"
+        return None
+
+    def _lost(self, job: _Job, frame: int, why: str) -> ObjectResult:
+        warnings.warn(
+            f"object {job.object_id} lost at frame {frame + 1} (1-based; index {frame}): {why}; "
+            "its propagation stops here; correct it and re-propagate (or keep going with "
+            "keep_going=True / --keep-going, marking such frames doubtful)",
+            ObjectLostWarning,
+            stacklevel=5,
+        )
+        shift = (job.shift.dy, job.shift.dx)
+        return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0, shift, why)
 
     def _erode(self, fg: np.ndarray, job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
         # geometry.erode treats beyond-the-array as object (right at the image border); the
