@@ -129,3 +129,88 @@ def synthetic_movie(
         coeffs = np.clip(coeffs, -0.3 * r0[:, None], 0.3 * r0[:, None])
         rot += rng.normal(0, 0.08, size=n_objects)
     return SyntheticMovie(images=images, labels=labels)
+
+
+@dataclass
+class DriftedMovie:
+    """A movie moved by simulated stage drift, with its labels and the offsets applied."""
+
+    images: np.ndarray  # (T, Y, X), the input's dtype
+    labels: np.ndarray | None  # (T, Y, X) moved the same way, or None
+    offsets: np.ndarray  # (T, 2) int: (dy, dx) of each frame's content against frame 0
+
+
+def drift_random_walk(
+    n_frames: int,
+    step: tuple[float, float] = (10.0, 100.0),
+    *,
+    bound: float | None = None,
+    seed: int = 0,
+) -> np.ndarray:
+    """Offsets ``(T, 2)`` of a stage drifting by a random walk.
+
+    Each frame moves ``step[0]..step[1]`` pixels in a random direction; a step that would take the
+    total offset beyond ``bound`` (on either axis) is reversed, so the sample stays in view.
+    Frame 0 has offset ``(0, 0)``.
+    """
+    rng = np.random.default_rng(seed)
+    out = np.zeros((n_frames, 2), dtype=np.int64)
+    for t in range(1, n_frames):
+        length = rng.uniform(*step)
+        angle = rng.uniform(0, 2 * np.pi)
+        d = np.round(length * np.array([np.sin(angle), np.cos(angle)])).astype(np.int64)
+        nxt = out[t - 1] + d
+        if bound is not None:
+            over = np.abs(nxt) > bound
+            nxt[over] = out[t - 1][over] - d[over]
+        out[t] = nxt
+    return out
+
+
+def apply_drift(
+    images: np.ndarray,
+    offsets: np.ndarray,
+    labels: np.ndarray | None = None,
+    *,
+    seed: int = 0,
+) -> DriftedMovie:
+    """Move each frame's content by ``offsets[t]``, as a drifting stage under a fixed camera.
+
+    Parameters
+    ----------
+    images
+        ``(T, Y, X)`` frames.
+    offsets
+        ``(T, 2)`` integer ``(dy, dx)`` per frame (:func:`drift_random_walk`).
+    labels
+        Ground truth moved the same way (objects pushed out of view disappear).
+    seed
+        For the noise of the area the stage brought into view.
+
+    Returns
+    -------
+    DriftedMovie
+        The area that comes into view is filled as a microscope would show empty sample: the
+        frame's background level (its 10th percentile) with noise of the background's spread.
+    """
+    rng = np.random.default_rng(seed)
+    images = np.asarray(images)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    out = np.empty_like(images)
+    lab_out = None if labels is None else np.zeros_like(labels)
+    _, h, w = images.shape
+    for t, (dy, dx) in enumerate(offsets):
+        frame = images[t].astype(np.float64)
+        level = np.percentile(frame, 10)
+        spread = frame[frame <= np.percentile(frame, 30)].std() + 1e-9
+        moved = rng.normal(level, spread, size=frame.shape)
+        ys, ye, xs, xe = max(0, dy), min(h, h + dy), max(0, dx), min(w, w + dx)
+        if ye > ys and xe > xs:
+            moved[ys:ye, xs:xe] = frame[ys - dy : ye - dy, xs - dx : xe - dx]
+            if lab_out is not None:
+                lab_out[t, ys:ye, xs:xe] = labels[t, ys - dy : ye - dy, xs - dx : xe - dx]
+        info = np.iinfo(images.dtype) if images.dtype.kind in "iu" else None
+        if info is not None:
+            moved = np.clip(np.round(moved), info.min, info.max)
+        out[t] = moved.astype(images.dtype)
+    return DriftedMovie(out, lab_out, offsets)

@@ -382,6 +382,13 @@ class PropagateConfig(_Strict):
         description="keep propagating an object whose prediction failed a sanity check (it is "
         "marked doubtful) instead of stopping it as lost",
     )
+    lost_prompt_iou: float = Field(
+        default=0.1,
+        ge=0.0,
+        le=1.0,
+        description="a prediction whose IoU with the previous outline (moved by the estimated "
+        "motion) is below this has left its object",
+    )
     lost_confidence: float = Field(
         default=0.55,
         ge=0.0,

@@ -47,6 +47,8 @@ object shift that matches clearly better than the global one)."""
 
 _MAX_SIDE = 512  # larger frames are block-averaged to at most this side for the global estimate
 _MIN_GAIN = 0.02  # how much better a shift must match than the alternative to be used in auto
+_MIN_FIELD_SCORE = 0.3  # the same field seen twice correlates far better than this when moved
+_STILL_THERE = 0.8  # an object whose crop matches this well unmoved has not moved with the field
 
 
 @dataclass(frozen=True)
@@ -119,8 +121,6 @@ def estimate_global_shift(
         or :data:`NO_SHIFT` when the frames match no better shifted than unmoved (or the shift
         would leave too little overlap to tell).
     """
-    from skimage.filters import window
-    from skimage.registration import phase_cross_correlation
     from skimage.transform import downscale_local_mean
 
     prev = np.asarray(previous, dtype=np.float32)
@@ -132,21 +132,68 @@ def estimate_global_shift(
     if factor > 1:
         small_prev = downscale_local_mean(prev, (factor, factor))
         small_cur = downscale_local_mean(cur, (factor, factor))
-    hann = window("hann", small_prev.shape).astype(np.float32)
-    found, _, _ = phase_cross_correlation(
-        _normalised(small_prev) * hann, _normalised(small_cur) * hann, normalization="phase"
-    )
-    dy, dx = (-int(round(v * factor)) for v in found)  # registration shift -> content motion
+    # Candidates from two estimators, judged by how well the frames agree at each: phase
+    # correlation (sharp on textured fields) and the strongest peaks of the plain linear
+    # cross-correlation (robust on sparse, noisy frames with few objects).
+    candidates = _candidates(small_prev, small_cur)
+    best, best_score = (0, 0), -np.inf
+    for cy, cx in candidates:
+        score = _overlap_ncc(small_prev, small_cur, cy, cx)
+        if score > best_score:
+            best, best_score = (cy, cx), score
+    dy, dx = best[0] * factor, best[1] * factor
     if factor > 1:  # refine the block-averaged estimate at full resolution
         dy, dx = _refine(prev, cur, dy, dx)
+    # Objects also move on their own, so a peak can sit a pixel or two off the offset where the
+    # frames agree best: settle on the best overlap correlation nearby.
+    dy, dx = _polish(prev, cur, dy, dx)
     limit = max_shift if max_shift is not None else int(0.75 * min(prev.shape))
     if (dy == 0 and dx == 0) or np.hypot(dy, dx) > limit:
         return NO_SHIFT
     moved = _overlap_ncc(prev, cur, dy, dx)
     still = _overlap_ncc(prev, cur, 0, 0)
-    if moved < still + _MIN_GAIN:
+    if moved < max(still + _MIN_GAIN, _MIN_FIELD_SCORE):
         return NO_SHIFT
     return Shift(dy, dx, moved, "global")
+
+
+def _candidates(prev: np.ndarray, cur: np.ndarray, peaks: int = 5) -> list[tuple[int, int]]:
+    """Content motions worth judging: the phase correlation's and the cross-correlation's peaks."""
+    from skimage.registration import phase_cross_correlation
+
+    a, b = _normalised(prev), _normalised(cur)
+    found, _, _ = phase_cross_correlation(a, b, normalization="phase")
+    out = [(-int(round(found[0])), -int(round(found[1])))]  # registration shift -> motion
+    h, w = a.shape
+    spectrum = np.conj(np.fft.rfft2(a, s=(2 * h, 2 * w))) * np.fft.rfft2(b, s=(2 * h, 2 * w))
+    cc = np.fft.irfft2(spectrum, s=(2 * h, 2 * w))  # cc[dy, dx] = sum a[y, x] * b[y+dy, x+dx]
+    dys = np.r_[np.arange(h), np.arange(-h, 0)][:, None]
+    dxs = np.r_[np.arange(w), np.arange(-w, 0)][None, :]
+    overlap = (h - np.abs(dys)) * (w - np.abs(dxs))
+    cc[overlap < 0.25 * h * w] = -np.inf  # too little overlap to tell
+    for i in np.argsort(cc, axis=None)[::-1][: peaks * 9]:
+        iy, ix = np.unravel_index(int(i), cc.shape)
+        cand = (int(dys[iy, 0]), int(dxs[0, ix]))
+        if all(max(abs(cand[0] - c[0]), abs(cand[1] - c[1])) > 2 for c in out[1:]):
+            out.append(cand)  # a new peak, not a neighbour of one already taken
+        if len(out) > peaks:
+            break
+    return out
+
+
+def _polish(prev: np.ndarray, cur: np.ndarray, dy: int, dx: int, reach: int = 2) -> tuple[int, int]:
+    """The offset within ``reach`` pixels of ``(dy, dx)`` where the frames' overlap agrees best."""
+    if (
+        max(prev.shape) > _MAX_SIDE
+    ):  # judge on a central crop: the same answer, a fraction of the work
+        h, w = prev.shape
+        y0, x0 = max(0, (h - _MAX_SIDE) // 2), max(0, (w - _MAX_SIDE) // 2)
+        prev = prev[y0 : y0 + _MAX_SIDE, x0 : x0 + _MAX_SIDE]
+        cur = cur[y0 : y0 + _MAX_SIDE, x0 : x0 + _MAX_SIDE]
+    candidates = [
+        (dy + i, dx + j) for i in range(-reach, reach + 1) for j in range(-reach, reach + 1)
+    ]
+    return max(candidates, key=lambda c: _overlap_ncc(prev, cur, *c))
 
 
 def _refine(prev: np.ndarray, cur: np.ndarray, dy: int, dx: int) -> tuple[int, int]:
@@ -179,12 +226,19 @@ def _template_box(prompt: ObjectMask, shape: tuple[int, int], margin: int | None
     return max(y0 - m, 0), min(y1 + m, H), max(x0 - m, 0), min(x1 + m, W)
 
 
-def _crop_ncc(template: np.ndarray, current: np.ndarray, y0: int, x0: int) -> float:
+def _crop_ncc(template: np.ndarray, current: np.ndarray, y0: int, x0: int) -> float | None:
+    """NCC of ``template`` with ``current`` at ``(y0, x0)``, over the part inside the frame.
+
+    ``None`` when less than half the template would lie inside the frame (no fair comparison).
+    """
     h, w = template.shape
-    if y0 < 0 or x0 < 0 or y0 + h > current.shape[0] or x0 + w > current.shape[1]:
-        return -1.0
-    a = template.astype(np.float64) - template.mean()
-    b = current[y0 : y0 + h, x0 : x0 + w].astype(np.float64)
+    ys, xs = max(y0, 0), max(x0, 0)
+    ye, xe = min(y0 + h, current.shape[0]), min(x0 + w, current.shape[1])
+    if ye <= ys or xe <= xs or 2 * (ye - ys) * (xe - xs) < h * w:
+        return None
+    a = template[ys - y0 : ye - y0, xs - x0 : xe - x0].astype(np.float64)
+    b = current[ys:ye, xs:xe].astype(np.float64)
+    a = a - a.mean()
     b = b - b.mean()
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else 0.0
@@ -203,7 +257,8 @@ def confirm_field_shift(
     Phase correlation of whole frames can be fooled where objects appear, vanish or divide: an
     object may match another one far away. Each object's crop from ``previous`` is compared with
     ``current`` unmoved and moved by ``field``; the shift stands when more than half the objects
-    match better moved than unmoved (a tie keeps the objects where they were).
+    match better moved than unmoved (a tie keeps the objects where they were). An object the shift
+    would take out of view votes against it only if it clearly is still where it was.
 
     Returns
     -------
@@ -224,10 +279,14 @@ def confirm_field_shift(
         template = prev[ty0:ty1, tx0:tx1]
         if template.size < 16 or template.std() < 1e-6:
             continue
-        counted += 1
         moved = _crop_ncc(template, cur, ty0 + field.dy, tx0 + field.dx)
         still = _crop_ncc(template, cur, ty0, tx0)
-        votes += moved > still
+        if moved is None:  # the shift would take it out of view: only a clear "still here" counts
+            if still is not None and still >= _STILL_THERE:
+                counted += 1
+            continue
+        counted += 1
+        votes += still is None or moved > still
     return field if counted == 0 or 2 * votes > counted else NO_SHIFT
 
 
@@ -289,6 +348,7 @@ def estimate_object_shift(
     best = float(scores[iy, ix])
     dy, dx = cy0 + int(iy) - ty0, cx0 + int(ix) - tx0
     baseline = _crop_ncc(template, cur, ty0 + start.dy, tx0 + start.dx)
+    baseline = -1.0 if baseline is None else baseline
     if best < min_score or best < baseline + min_gain or (dy, dx) == (start.dy, start.dx):
         return start
     return Shift(dy, dx, best, "object")

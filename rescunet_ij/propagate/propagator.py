@@ -36,7 +36,7 @@ from ..data.windows import extract_windows, from_network, plan_windows, to_netwo
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
 from ..model.memory import fit_batch_size
-from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
+from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline, bounding_box
 from .frames import frame_index, frame_name, resolve_frame_range
 from .motion import (
     NO_SHIFT,
@@ -56,6 +56,72 @@ __all__ = ["ObjectLostWarning", "Propagator"]
 Direction = Literal["forward", "reverse", "both"]
 
 
+def _touches_border(m: ObjectMask, shape: tuple[int, int]) -> bool:
+    """Whether a mask reaches the image border (the object may be partly out of view)."""
+    if m.area == 0:
+        return False
+    box = bounding_box(m.mask)
+    y0, y1, x0, x1 = m.y0 + box[0], m.y0 + box[1], m.x0 + box[2], m.x0 + box[3]
+    return y0 <= 0 or x0 <= 0 or y1 >= shape[0] or x1 >= shape[1]
+
+
+def _at_edge(job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
+    """The job's canvas pixels that lie on the border of the image."""
+    h, w = job.total.shape
+    H, W = plane_shape
+    edge = np.zeros((h, w), dtype=bool)
+    if job.y0 == 0:
+        edge[0, :] = True
+    if job.x0 == 0:
+        edge[:, 0] = True
+    if job.y0 + h == H:
+        edge[-1, :] = True
+    if job.x0 + w == W:
+        edge[:, -1] = True
+    return edge
+
+
+def _share_pixels(jobs: list[_Job], drawn: Mapping[int, ObjectMask], threshold: float) -> None:
+    """Give every pixel to at most one object: the one the network is surest of there.
+
+    Neighbours' windows see each other; where two objects' probabilities both pass the
+    threshold, the lower one is set to 0, so an object cannot swallow (or jump onto) a touching
+    neighbour. Pixels the user drew as another object in this frame belong to that object.
+    Sets ``job.prob`` for every job.
+    """
+    for job in jobs:
+        job.prob = job.probabilities()
+    for i, a in enumerate(jobs):
+        h, w = a.prob.shape
+        for obj, mask in drawn.items():
+            if obj == a.object_id:
+                continue
+            sl_a, sl_m = _intersection((a.y0, a.x0, h, w), (mask.y0, mask.x0, *mask.mask.shape))
+            if sl_a is not None:
+                a.prob[sl_a][mask.mask[sl_m]] = 0.0
+        for b in jobs[i + 1 :]:
+            sl_a, sl_b = _intersection((a.y0, a.x0, h, w), (b.y0, b.x0, *b.prob.shape))
+            if sl_a is None:
+                continue
+            pa, pb = a.prob[sl_a], b.prob[sl_b]  # views: edited in place
+            both = (pa > threshold) & (pb > threshold)
+            if both.any():
+                a_wins = pa >= pb
+                pb[both & a_wins] = 0.0
+                pa[both & ~a_wins] = 0.0
+
+
+def _intersection(a: tuple[int, int, int, int], b: tuple[int, int, int, int]):
+    """Slices into two (y0, x0, h, w) boxes of the plane for their common part, or (None, None)."""
+    y0, x0 = max(a[0], b[0]), max(a[1], b[1])
+    y1, x1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    if y1 <= y0 or x1 <= x0:
+        return None, None
+    sa = (slice(y0 - a[0], y1 - a[0]), slice(x0 - a[1], x1 - a[1]))
+    sb = (slice(y0 - b[0], y1 - b[0]), slice(x0 - b[1], x1 - b[1]))
+    return sa, sb
+
+
 def _gray(plane: np.ndarray) -> np.ndarray:
     """One 2-D image of a plane for motion estimates (channels averaged)."""
     return plane if plane.ndim == 2 else plane.mean(axis=0)
@@ -68,7 +134,18 @@ class ObjectLostWarning(UserWarning):
 class _Job:
     """One object to predict in the current frame: its prompt, windows and probability canvas."""
 
-    __slots__ = ("count", "object_id", "origins", "prompt", "shift", "total", "x0", "y0")
+    __slots__ = (
+        "count",
+        "cut",
+        "object_id",
+        "origins",
+        "prob",
+        "prompt",
+        "shift",
+        "total",
+        "x0",
+        "y0",
+    )
 
     def __init__(
         self,
@@ -82,6 +159,8 @@ class _Job:
         self.object_id = object_id
         self.prompt = prompt  # already moved by `shift`: where the object should be now
         self.shift = shift
+        self.cut = False  # the object is partly out of view (its area may change for that)
+        self.prob: np.ndarray | None = None  # probabilities after neighbours took their pixels
         self.origins = origins
         H, W = plane_shape
         wh, ww = window
@@ -620,7 +699,10 @@ class Propagator:
             origins = plan_windows(
                 moved, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap
             )
-            jobs.append(_Job(obj, moved, origins, self.window, shape, shift))
+            job = _Job(obj, moved, origins, self.window, shape, shift)
+            # Partly out of view before or after the move: its area is not comparable.
+            job.cut = _touches_border(prompt, shape) or _touches_border(moved, shape)
+            jobs.append(job)
         # Flat list of (job, origin): windows of all objects share the forward passes.
         flat = [(job, origin) for job in jobs for origin in job.origins]
         i = 0
@@ -632,6 +714,8 @@ class Propagator:
             for (job, origin), p in zip(chunk, probs):
                 job.add(origin, p)
             i += len(chunk)
+        drawn = {o: m for o, m in state.objects_at(frame).items() if state.is_user(frame, o)}
+        _share_pixels(jobs, drawn, self.config.threshold)
         return [self._finish(state, frame, job) for job in jobs]
 
     def _forward_with_retry(self, plane: np.ndarray, chunk: list) -> np.ndarray | None:
@@ -706,7 +790,7 @@ class Propagator:
     def _finish(self, state: PropagationState, frame: int, job: _Job) -> ObjectResult:
         """Threshold, clean up, check and outline one object's merged probabilities."""
         cfg = self.config
-        prob = job.probabilities()
+        prob = job.prob if job.prob is not None else job.probabilities()
         ref = job.prompt_on_canvas()
         fg = geometry.fill_holes(prob > cfg.threshold)
         fg = geometry.best_iou_component(fg, ref)
@@ -719,7 +803,7 @@ class Propagator:
             why = f"the network found {area} pixel(s), fewer than min_area={cfg.min_area}"
             return self._lost(job, frame, why)
         confidence = float(prob[fg].mean())
-        reason = self._sanity(fg, ref, confidence)
+        reason = self._sanity(fg, ref, confidence, _at_edge(job, state.plane_shape), job.cut)
         if reason is not None and not cfg.keep_going:
             return self._lost(job, frame, reason)
         prompt_iou = float(geometry.iou(fg, ref))
@@ -740,34 +824,51 @@ class Propagator:
             job.object_id, status, om, outline, confidence, prompt_iou, shift, reason
         )
 
-    def _sanity(self, fg: np.ndarray, ref: np.ndarray, confidence: float) -> str | None:
-        """Why a prediction has probably left its object, or ``None`` when it looks right."""
+    def _sanity(
+        self,
+        fg: np.ndarray,
+        ref: np.ndarray,
+        confidence: float,
+        edge: np.ndarray,
+        cut: bool = False,
+    ) -> str | None:
+        """Why a prediction has probably left its object, or ``None`` when it looks right.
+
+        ``edge`` marks the canvas pixels on the image border: an object cut by the border may
+        grow or shrink as it moves in or out of view, so its area is not judged.
+        """
         cfg = self.config
         ref_area = int(np.count_nonzero(ref))
         if ref_area == 0:
             return None  # the prompt left the canvas (the image): nothing to compare with
-        if not np.any(fg & ref):
+        overlap = geometry.iou(fg, ref)
+        if overlap < cfg.lost_prompt_iou:
             return (
-                "it left its object: no overlap with the previous outline moved by the "
+                f"it left its object: IoU {overlap:.2f} with the previous outline moved by the "
                 "estimated motion"
             )
         if confidence < cfg.lost_confidence:
             return f"very low confidence {confidence:.2f} (below {cfg.lost_confidence:g})"
         ratio = int(np.count_nonzero(fg)) / ref_area
-        if ratio > cfg.max_area_change or ratio < 1.0 / cfg.max_area_change:
+        cut_by_border = cut or bool(np.any(edge & (fg | ref)))
+        if not cut_by_border and (ratio > cfg.max_area_change or ratio < 1.0 / cfg.max_area_change):
             return f"its area changed {ratio:.2g}-fold from the previous frame"
         return None
 
     def _lost(self, job: _Job, frame: int, why: str) -> ObjectResult:
+        self._warn_lost(job.object_id, frame, why)
+        shift = (job.shift.dy, job.shift.dx)
+        return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0, shift, why)
+
+    @staticmethod
+    def _warn_lost(object_id: int, frame: int, why: str) -> None:
         warnings.warn(
-            f"object {job.object_id} lost at frame {frame + 1} (1-based; index {frame}): {why}; "
+            f"object {object_id} lost at frame {frame + 1} (1-based; index {frame}): {why}; "
             "its propagation stops here; correct it and re-propagate (or keep going with "
             "keep_going=True / --keep-going, marking such frames doubtful)",
             ObjectLostWarning,
-            stacklevel=5,
+            stacklevel=6,
         )
-        shift = (job.shift.dy, job.shift.dx)
-        return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0, shift, why)
 
     def _erode(self, fg: np.ndarray, job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
         # geometry.erode treats beyond-the-array as object (right at the image border); the
