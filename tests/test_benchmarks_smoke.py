@@ -153,6 +153,20 @@ def test_relabel_to_tracks_uses_max_overlap_and_drops_unmarked():
     np.testing.assert_array_equal(masks[4].to_full(seg.shape), seg == 7)
 
 
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return np.count_nonzero(a & b) / np.count_nonzero(a | b)
+
+
+def _moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``mask`` translated by (dy, dx), what moves out of the frame dropped."""
+    out = np.zeros_like(mask)
+    h, w = mask.shape
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = mask[
+        max(-dy, 0) : h + min(-dy, 0), max(-dx, 0) : w + min(-dx, 0)
+    ]
+    return out
+
+
 def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
     root = tmp_path / "ctc" / "Fake"
     train_labels = _write_fake_ctc(root, 1, "01", seg_frames=[0, 1, 2, 3, 5, 6])
@@ -168,6 +182,9 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
             "Fake",
             "--device",
             "cpu",
+            "--drift",
+            "2:6",
+            "--also-object-motion",
             "--json",
             str(out_json),
             "--markdown",
@@ -175,25 +192,93 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
         ]
     )
     report = json.loads(out_json.read_text())
-    (exp,) = report["experiments"]
+    exp, synthetic = report["experiments"]
     # Training pairs: frames (0,1), (1,2), (2,3), (5,6) x 3 objects.
     assert exp["training"]["n_available"] == 12
-    ss, ms = exp["single_step"], exp["multi_step"]
-    # Test pairs (1,2), (2,3) x 3 objects; the copy baseline must equal the IoU of the true masks.
-    assert len(ss["ours"]) == len(ss["copy"]) == 6
-    expected = sorted(
-        np.count_nonzero((test_labels[t] == o) & (test_labels[t + 1] == o))
-        / np.count_nonzero((test_labels[t] == o) | (test_labels[t + 1] == o))
-        for t in (1, 2)
-        for o in (1, 2, 3)
-    )
-    np.testing.assert_allclose(sorted(ss["copy"]), expected)
-    assert all(0.0 <= v <= 1.0 for v in ss["ours"] + ms["ours"])
-    # Multi-step from frame 1, evaluated at frames 2, 3 and 6 for each of the 3 objects.
-    assert ms["objects"] == 3 and sorted(set(ms["steps"])) == [1, 2, 5] and len(ms["ours"]) == 9
+    plain, drift = exp["scenarios"]
+    assert (plain["kind"], drift["kind"]) == ("as recorded", "drift")
+    offsets = np.asarray(drift["info"]["offsets"])
+    assert offsets.shape == (8, 2) and not offsets[0].any() and np.abs(offsets).max() <= 24
+    steps = np.hypot(*np.diff(offsets, axis=0).T)
+    assert steps.min() >= 2 - 1 and steps.max() <= 6 + 1  # 2-6 px per frame, rounded
+    for sc, shift in ((plain, np.zeros_like(offsets)), (drift, offsets)):
+        ss, ms = sc["single_step"], sc["multi_step"]
+        # Test pairs (1,2), (2,3) x 3 objects, the same for every method; the copy baseline is
+        # the IoU of the true masks, both moved by the drift (copying does not follow it).
+        # (track ids are the labels + 10)
+        assert sorted(map(tuple, ss["auto"]["pairs"])) == [
+            (t, o) for t in (1, 2) for o in (11, 12, 13)
+        ]
+        for m in ("auto", "off", "copy"):
+            assert len(ss[m]["iou"]) == 6 and len(ms[m]["iou"]) == 9
+            assert all(0.0 <= v <= 1.0 for v in ss[m]["iou"] + ms[m]["iou"])
+        expected = [
+            _iou(
+                _moved(test_labels[t] == o - 10, *shift[t]),
+                _moved(test_labels[t + 1] == o - 10, *shift[t + 1]),
+            )
+            for t, o in ss["auto"]["pairs"]
+        ]
+        np.testing.assert_allclose(ss["copy"]["iou"], expected)
+        # Multi-step from frame 1, evaluated at frames 2, 3 and 6 for each of the 3 objects.
+        assert ms["auto"]["objects"] == 3 and sorted(set(ms["auto"]["steps"])) == [1, 2, 5]
+        for m in ("auto", "off"):
+            assert ms[m]["lost"] == len(ms[m]["lost_objects"]) == sum(ms[m]["reasons"].values())
+            assert ss[m]["lost"] == sum(ss[m]["reasons"].values()) <= 6
+        check = sc["field_shift_check"]
+        assert check["frames"] == len(check["rows"]) >= 2
+        assert (
+            sum(check[k] for k in ("exact", "close", "missed", "false", "wrong")) == check["frames"]
+        )
+        for f, _, _, tdy, tdx, *_ in check["rows"]:  # the true shift is the simulated step
+            assert [tdy, tdx] == (shift[f] - shift[f - 1]).tolist()
+    # The synthetic experiment: the same test movie with slow and with fast objects.
+    slow, fast = synthetic["scenarios"]
+    assert slow["kind"] == fast["kind"] == "object motion"
+    assert fast["info"]["displacement_px"]["median"] > 3 * slow["info"]["displacement_px"]["median"]
+    for sc in (slow, fast):
+        assert len(sc["single_step"]["copy"]["iou"]) == 6  # 3 objects x 2 frame pairs
+        assert sc["object_shift_check"]["n"] == 6
     md = out_md.read_text()
-    assert "single-step" in md and "multi-step" in md and "QUICK" in md
+    for text in ("single-step", "multi-step", "QUICK", "motion off", "copy previous", "Targets"):
+        assert text in md
+    assert "Field shift (`FrameResult.shift`" in md and "drift 2-6 px/frame" in md
     assert train_labels.shape == test_labels.shape
+
+
+def test_bench_accuracy_drift_moves_images_and_ground_truth_alike():
+    acc = _load("bench_accuracy_ctc")
+    from rescunet_ij.sample_data import synthetic_movie
+
+    sim = synthetic_movie(6, (80, 80), n_objects=3, radius=(6.0, 8.0), seed=3)
+    frames = range(6)
+    seq = acc.Sequence("s", sim.images, acc.gt_from_labels(sim.labels, frames), frames)
+    moved = acc.drift_sequence(seq, (5.0, 12.0), bound_fraction=0.25, seed=4)
+    off = moved.offsets
+    assert np.abs(off).max() <= 20 and off[1:].any()
+    for t in frames:
+        dy, dx = off[t]
+        for o, om in moved.gt.get(t, {}).items():
+            np.testing.assert_array_equal(om.to_full((80, 80)), _moved(sim.labels[t] == o, dy, dx))
+        # The image content moved with the stage (same pixels where both are in view).
+        ys, xs = slice(max(dy, 0), 80 + min(dy, 0)), slice(max(dx, 0), 80 + min(dx, 0))
+        src = (slice(max(-dy, 0), 80 + min(-dy, 0)), slice(max(-dx, 0), 80 + min(-dx, 0)))
+        np.testing.assert_array_equal(moved.images[t][ys, xs], sim.images[t][src])
+    assert moved.info["gt_masks"] == sum(len(v) for v in seq.gt.values())
+    with pytest.raises(SystemExit, match="--drift must look like"):
+        acc.parse_step_range("100:10")
+
+
+def test_bench_accuracy_field_shift_check_classifies_frames():
+    acc = _load("bench_accuracy_ctc")
+    offsets = np.array([[0, 0], [10, 0], [10, 0], [10, 30], [40, 30], [40, 30]])
+    est = {1: [10, 0], 2: [0, 0], 3: [1, 29], 4: [0, 0], 5: [5, 5]}
+    check = acc.field_shift_check(est, offsets)
+    assert [r[5] for r in check["rows"]] == ["exact", "exact", "close", "missed", "false"]
+    assert check["frames"] == 5 and check["missed"] == check["false"] == 1
+    assert acc.reason_kind("the network found 0 pixel(s), fewer than min_area=4") == "nothing found"
+    assert acc.reason_kind("it left its object: IoU 0.02 with ...") == "left its object"
+    assert acc.reason_kind("its area changed 5-fold from the previous frame") == "area jump"
 
 
 def test_bench_accuracy_reports_a_missing_data_folder(tmp_path):
