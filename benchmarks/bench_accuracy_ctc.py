@@ -1177,8 +1177,11 @@ def main(argv: list[str] | None = None) -> int:
                 _log,
             )
         )
+        if args.json:  # after each experiment: a long run keeps what it measured so far
+            report["seconds"] = time.perf_counter() - t_start
+            atomic_write_text(args.json, json.dumps({**report, "partial": True}, indent=1) + "\n")
     report["seconds"] = time.perf_counter() - t_start
-    if args.json:  # first: a long run keeps its numbers even if the table failed
+    if args.json:  # before the table: the numbers stay even if the table failed
         atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
     md = markdown(report)
     print(md)
