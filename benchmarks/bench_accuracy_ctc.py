@@ -141,6 +141,9 @@ class Sequence:
     dropped: int = 0  # SEG objects without a TRA marker, or losing a track to another object
     info: dict[str, Any] = field(default_factory=dict)
     offsets: np.ndarray | None = None  # (T, 2) simulated drift (dy, dx) of each frame, or None
+    # Where each object is in every frame, from the TRA markers (the synthetic movies: the masks'
+    # centroids): centres[frame][track id] = (y, x), only for objects inside the field of view.
+    centres: dict[int, dict[int, tuple[float, float]]] | None = None
 
     def tracks(self) -> dict[int, list[int]]:
         """Track id -> sorted frames (within ``frames``) that have its SEG mask."""
@@ -191,6 +194,18 @@ def relabel_to_tracks(seg: np.ndarray, tra: np.ndarray) -> tuple[dict[int, Objec
     return {t: om for t, (_, om) in sorted(best.items())}, dropped
 
 
+def label_centres(labels: np.ndarray) -> dict[int, tuple[float, float]]:
+    """Centroid ``(y, x)`` of every label of a 2-D label image."""
+    from scipy import ndimage as ndi
+
+    out = {}
+    for i, sl in enumerate(ndi.find_objects(labels), start=1):
+        if sl is not None:
+            ys, xs = np.nonzero(labels[sl] == i)
+            out[i] = (float(sl[0].start + ys.mean()), float(sl[1].start + xs.mean()))
+    return out
+
+
 def load_sequence(data: Path, dataset: str, seq: str, frames: slice | None = None) -> Sequence:
     """Read a CTC sequence (images and relabelled SEG ground truth) for ``frames`` (default all)."""
     img_dir = data / dataset / seq
@@ -229,7 +244,12 @@ def load_sequence(data: Path, dataset: str, seq: str, frames: slice | None = Non
         dropped += d
         if masks:
             gt[t] = masks
-    return Sequence(f"{dataset}/{seq}", images, gt, rng, dropped)
+    centres = {}
+    for p in sorted((gt_dir / "TRA").glob("man_track*.tif")):  # every frame: where objects are
+        t = int(re.sub(r"\D", "", p.stem))
+        if t in rng:
+            centres[t] = label_centres(_imread(p))
+    return Sequence(f"{dataset}/{seq}", images, gt, rng, dropped, centres=centres or None)
 
 
 def _parse_frames(text: str | None) -> slice | None:
@@ -317,7 +337,19 @@ def drift_sequence(
         "gt_masks_clipped": int(clipped),
         "offsets": offsets.tolist(),
     }
-    return Sequence(f"{seq.name} drifted", moved.images, gt, seq.frames, seq.dropped, info, offsets)
+    centres = None
+    if seq.centres is not None:
+        centres = {
+            t: {
+                o: (y + offsets[t][0], x + offsets[t][1])
+                for o, (y, x) in per_frame.items()
+                if 0 <= y + offsets[t][0] < h and 0 <= x + offsets[t][1] < w
+            }
+            for t, per_frame in seq.centres.items()
+        }
+    return Sequence(
+        f"{seq.name} drifted", moved.images, gt, seq.frames, seq.dropped, info, offsets, centres
+    )
 
 
 def synthetic_sequence(name: str, speed: float, movie: dict[str, Any]) -> Sequence:
@@ -333,6 +365,7 @@ def synthetic_sequence(name: str, speed: float, movie: dict[str, Any]) -> Sequen
     )
     frames = range(len(sim.images))
     seq = Sequence(name, sim.images, gt_from_labels(sim.labels, frames), frames)
+    seq.centres = {t: label_centres(sim.labels[t]) for t in frames}
     h, w = movie["shape"]
     seq.info = {
         "speed": speed,
@@ -474,6 +507,20 @@ def reason_kind(reason: str) -> str:
     return reason
 
 
+def _cut(om: ObjectMask, shape: tuple[int, ...]) -> bool:
+    """Whether a mask touches the image border (the object may be partly out of view)."""
+    h, w = om.mask.shape
+    return om.y0 <= 0 or om.x0 <= 0 or om.y0 + h >= shape[0] or om.x0 + w >= shape[1]
+
+
+def _true_motion(seq: Sequence, t: int, o: int) -> np.ndarray:
+    """How far object ``o`` moved from t to t+1: its marker's (or else its mask's) centroid."""
+    c = seq.centres or {}
+    if o in c.get(t, {}) and o in c.get(t + 1, {}):  # a marker is not cut by the border
+        return np.subtract(c[t + 1][o], c[t][o])
+    return _centroid(seq.gt[t + 1][o]) - _centroid(seq.gt[t][o])
+
+
 def single_step(
     model: Any, seq: Sequence, device: str, max_objects: int | None, motion: str = "auto"
 ) -> dict[str, Any]:
@@ -486,7 +533,8 @@ def single_step(
     """
     prop = _propagator(model, device, motion)
     objs = _selected_objects(seq, max_objects)
-    out: dict[str, Any] = {"iou": [], "copy": [], "pairs": [], "object_shifts": []}
+    out: dict[str, Any] = {"iou": [], "copy": [], "pairs": [], "object_shifts": [], "cut": []}
+    shape = seq.images.shape[1:3]
     reasons: Counter[str] = Counter()
     field_shifts: dict[int, list[int]] = {}
     for t in sorted(seq.gt):
@@ -508,15 +556,30 @@ def single_step(
             out["iou"].append(mask_iou(ob.mask if ob else None, seq.gt[t + 1][o]))
             out["copy"].append(mask_iou(seq.gt[t][o], seq.gt[t + 1][o]))
             out["pairs"].append([t, o])
+            out["cut"].append(_cut(seq.gt[t][o], shape) or _cut(seq.gt[t + 1][o], shape))
             if ob is not None and ob.mask is None:
                 reasons[reason_kind(ob.reason or "lost")] += 1
-            true = _centroid(seq.gt[t + 1][o]) - _centroid(seq.gt[t][o])
+            true = _true_motion(seq, t, o)
             shift = list(ob.shift) if ob else [0, 0]
             out["object_shifts"].append([*shift, *(round(float(v), 2) for v in true)])
     out["lost"] = sum(reasons.values())
     out["reasons"] = dict(reasons)
     out["field_shifts"] = field_shifts
     return out
+
+
+def _lost(seq: Sequence, ob: Any, f: int) -> dict[str, Any]:
+    """One lost object: where, why, and whether it was still in the field of view then."""
+    in_view = None if seq.centres is None else ob.object_id in seq.centres.get(f, {})
+    return {
+        "object": ob.object_id,
+        "frame": f,
+        # The engine cannot follow an object out of the field (or one whose track ended).
+        "kind": "gone from view" if in_view is False else reason_kind(ob.reason or "lost"),
+        "reason": ob.reason,
+        "in_view": in_view,
+        "gt_there": ob.object_id in seq.gt.get(f, {}),
+    }
 
 
 def multi_step(
@@ -552,15 +615,7 @@ def multi_step(
                 for ob in result.objects:
                     pred[(f, ob.object_id)] = ob.mask
                     if ob.mask is None:
-                        out["lost_objects"].append(
-                            {
-                                "object": ob.object_id,
-                                "frame": f,
-                                "kind": reason_kind(ob.reason or "lost"),
-                                "reason": ob.reason,
-                                "gt_there": ob.object_id in seq.gt.get(f, {}),
-                            }
-                        )
+                        out["lost_objects"].append(_lost(seq, ob, f))
         for o in group:
             for f in tracks[o][1:]:
                 out["iou"].append(mask_iou(pred.get((f, o)), seq.gt[f][o]))
@@ -764,8 +819,8 @@ def motion_notes(exp: dict[str, Any]) -> list[str]:
             what += f" (worst {worst})"
         if oc["n"]:
             what += (
-                f". Object shift (`ObjectResult.shift`, single-step) vs the true masks' centroid "
-                f"displacement (median {oc['median_true_px']:.1f} px): median error "
+                f". Object shift (`ObjectResult.shift`, single-step) vs the true displacement "
+                f"(TRA markers' centroids; median {oc['median_true_px']:.1f} px): median error "
                 f"{oc['median_error_px']:.1f} px, {100 * oc['within_3px']:.0f}% within 3 px "
                 f"(n={oc['n']})"
             )
@@ -779,25 +834,63 @@ def motion_notes(exp: dict[str, Any]) -> list[str]:
     return out
 
 
+def drift_comparison(plain: dict[str, Any], drift: dict[str, Any]) -> dict[str, Any]:
+    """Single-step IoU (motion auto) with and without drift: all pairs, the same pairs, uncut.
+
+    *same pairs*: the (frame, object) pairs scored in both (drift pushes some objects out of
+    view); *uncut*: of those, the pairs whose true masks the drifted frames do not cut at the
+    image border.
+    """
+    a, b = plain["single_step"]["auto"], drift["single_step"]["auto"]
+    iou_a = {tuple(p): v for p, v in zip(a["pairs"], a["iou"])}
+    iou_b = {tuple(p): v for p, v in zip(b["pairs"], b["iou"])}
+    cut_b = {tuple(p): c for p, c in zip(b["pairs"], b["cut"])}
+    same = sorted(set(iou_a) & set(iou_b))
+    uncut = [k for k in same if not cut_b[k]]
+
+    def delta(keys: list) -> dict[str, Any]:
+        if not keys:
+            return {"n": 0, "delta": None}
+        return {"n": len(keys), "delta": float(np.mean([iou_b[k] - iou_a[k] for k in keys]))}
+
+    return {
+        "all": {
+            "n": [len(iou_b), len(iou_a)],
+            "drift": _stats(b["iou"])["mean"],
+            "plain": _stats(a["iou"])["mean"],
+        },
+        "same_pairs": delta(same),
+        "uncut": delta(uncut),
+    }
+
+
 def targets(report: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's targets, measured: drift costs <= 0.03 single-step IoU; GOWT1 multi-step."""
+    """The issue's targets, measured: drift costs <= 0.03 single-step IoU; GOWT1 multi-step.
+
+    The drift target is judged on the same (frame, object) pairs with and without drift.
+    """
     out = []
     for exp in report["experiments"]:
         by_kind = {sc["kind"]: sc for sc in exp["scenarios"]}
         plain, drift = by_kind.get("as recorded"), by_kind.get("drift")
-        if plain and drift:
-            a = _stats(plain["single_step"]["auto"]["iou"])
-            b = _stats(drift["single_step"]["auto"]["iou"])
-            if a["n"] and b["n"]:
-                d = b["mean"] - a["mean"]
+        if plain and drift and plain["single_step"]["auto"]["iou"]:
+            c = drift_comparison(plain, drift)
+            if c["same_pairs"]["n"]:
+                d, u = c["same_pairs"], c["uncut"]
+                a = c["all"]
                 out.append(
                     {
                         "target": f"single-step mean IoU with drift within {TARGET_DRIFT_DELTA} "
-                        "of without (motion auto)",
+                        "of without (motion auto, same pairs)",
                         "experiment": exp["name"],
-                        "measured": f"{b['mean']:.3f} vs {a['mean']:.3f} ({d:+.3f}; "
-                        f"n {b['n']} / {a['n']})",
-                        "met": abs(d) <= TARGET_DRIFT_DELTA,
+                        "measured": f"{d['delta']:+.3f} (n={d['n']}); all pairs "
+                        f"{a['drift']:.3f} vs {a['plain']:.3f} (n {a['n'][0]} / {a['n'][1]}); "
+                        + (
+                            f"objects not cut by the border {u['delta']:+.3f} (n={u['n']})"
+                            if u["n"]
+                            else "every object cut by the border"
+                        ),
+                        "met": abs(d["delta"]) <= TARGET_DRIFT_DELTA,
                     }
                 )
         if "GOWT1" not in exp["name"]:
@@ -860,7 +953,10 @@ def markdown(report: dict[str, Any]) -> str:
         "previous*: the prompt's true mask reused unmoved. *single-step*: prompt = the true mask "
         "at t; *multi-step*: the engine follows its own predictions from each object's first "
         "ground-truth frame (a lost object scores 0). *lost*: single-step pairs, or multi-step "
-        "objects, the engine reported lost (`ObjectResult.reason`), motion auto / off.",
+        "objects, the engine reported lost, motion auto / off; *why lost*: the engine's reason "
+        "(`ObjectResult.reason`), or *gone from view* when the object's tracking marker (CTC "
+        "TRA; synthetic: its mask) was no longer in the frame (drifted out of view, or its track "
+        "ended).",
         "",
         "| experiment | test data | evaluation | n | motion auto | motion off | copy previous "
         "| lost (auto / off) | why lost |",

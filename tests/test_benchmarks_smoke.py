@@ -167,6 +167,10 @@ def _moved(mask: np.ndarray, dy: int, dx: int) -> np.ndarray:
     return out
 
 
+def _on_border(mask: np.ndarray) -> bool:
+    return bool(mask[0].any() or mask[-1].any() or mask[:, 0].any() or mask[:, -1].any())
+
+
 def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
     root = tmp_path / "ctc" / "Fake"
     train_labels = _write_fake_ctc(root, 1, "01", seg_frames=[0, 1, 2, 3, 5, 6])
@@ -225,6 +229,14 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
         for m in ("auto", "off"):
             assert ms[m]["lost"] == len(ms[m]["lost_objects"]) == sum(ms[m]["reasons"].values())
             assert ss[m]["lost"] == sum(ss[m]["reasons"].values()) <= 6
+            # Every object lost is marked in view or not (the TRA markers say where it is).
+            assert all(d["in_view"] in (True, False) for d in ms[m]["lost_objects"])
+        # A pair is cut when a true mask touches the border (the fake objects stay inside).
+        cut = [
+            any(_on_border(_moved(test_labels[f] == o - 10, *shift[f])) for f in (t, t + 1))
+            for t, o in ss["auto"]["pairs"]
+        ]
+        assert ss["auto"]["cut"] == cut
         check = sc["field_shift_check"]
         assert check["frames"] == len(check["rows"]) >= 2
         assert (
@@ -239,6 +251,8 @@ def test_bench_accuracy_quick_on_synthetic_ctc(tmp_path):
     for sc in (slow, fast):
         assert len(sc["single_step"]["copy"]["iou"]) == 6  # 3 objects x 2 frame pairs
         assert sc["object_shift_check"]["n"] == 6
+    comparison = _load("bench_accuracy_ctc").drift_comparison(plain, drift)
+    assert comparison["same_pairs"]["n"] == 6 and comparison["all"]["n"] == [6, 6]
     md = out_md.read_text()
     for text in ("single-step", "multi-step", "QUICK", "motion off", "copy previous", "Targets"):
         assert text in md
@@ -265,6 +279,14 @@ def test_bench_accuracy_drift_moves_images_and_ground_truth_alike():
         src = (slice(max(-dy, 0), 80 + min(-dy, 0)), slice(max(-dx, 0), 80 + min(-dx, 0)))
         np.testing.assert_array_equal(moved.images[t][ys, xs], sim.images[t][src])
     assert moved.info["gt_masks"] == sum(len(v) for v in seq.gt.values())
+    # Where the objects are (the markers' centres) moves with the stage; out of view: gone.
+    seq.centres = {t: acc.label_centres(sim.labels[t]) for t in frames}
+    moved = acc.drift_sequence(seq, (5.0, 12.0), bound_fraction=0.25, seed=4)
+    for t in frames:
+        for o, (y, x) in seq.centres[t].items():
+            y1, x1 = y + off[t][0], x + off[t][1]
+            inside = 0 <= y1 < 80 and 0 <= x1 < 80
+            assert (moved.centres[t].get(o) == (y1, x1)) if inside else o not in moved.centres[t]
     with pytest.raises(SystemExit, match="--drift must look like"):
         acc.parse_step_range("100:10")
 
