@@ -465,7 +465,7 @@ def train(samples: list, s: dict[str, Any], device: str, log: Any) -> Any:
 
 # =============================================================================== evaluation
 def mask_iou(a: ObjectMask | None, b: ObjectMask | None) -> float:
-    """IoU of two cropped masks (``None`` or empty = no object); 1.0 when both are empty."""
+    """IoU of two cropped masks (``None`` or empty = no object; 1.0 when both are), 4 decimals."""
     ea = a is None or a.area == 0
     eb = b is None or b.area == 0
     if ea or eb:
@@ -476,7 +476,7 @@ def mask_iou(a: ObjectMask | None, b: ObjectMask | None) -> float:
     shape = (y1 - y0, x1 - x0)
     fa = ObjectMask(a.y0 - y0, a.x0 - x0, a.mask).to_full(shape)
     fb = ObjectMask(b.y0 - y0, b.x0 - x0, b.mask).to_full(shape)
-    return float(np.count_nonzero(fa & fb) / np.count_nonzero(fa | fb))
+    return round(float(np.count_nonzero(fa & fb) / np.count_nonzero(fa | fb)), 4)  # JSON size
 
 
 def _propagator(model: Any, device: str, motion: str = "auto") -> Any:
@@ -820,7 +820,7 @@ def motion_notes(exp: dict[str, Any]) -> list[str]:
         if oc["n"]:
             what += (
                 f". Object shift (`ObjectResult.shift`, single-step) vs the true displacement "
-                f"(TRA markers' centroids; median {oc['median_true_px']:.1f} px): median error "
+                f"(median {oc['median_true_px']:.1f} px): median error "
                 f"{oc['median_error_px']:.1f} px, {100 * oc['within_3px']:.0f}% within 3 px "
                 f"(n={oc['n']})"
             )
@@ -973,7 +973,14 @@ def markdown(report: dict[str, Any]) -> str:
             f"{'yes' if g['met'] else '**no**'} |"
             for g in goals
         ]
-    out += ["", "Motion estimates:"]
+    out += [
+        "",
+        "Motion estimates: the engine's field shift per frame against the simulated drift's step "
+        "(zero without drift); each object's shift in single-step against its true displacement "
+        "(the centroid of its CTC TRA marker, which the border does not cut; synthetic: of its "
+        "mask).",
+        "",
+    ]
     for exp in report["experiments"]:
         out.extend(motion_notes(exp))
     out += ["", "Settings and training:"]
@@ -1095,36 +1102,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="add the experiment Fluo-N2DH-SIM+ 01: train frames 0-39, test frames 40-64",
     )
-    p.add_argument(
-        "--drift",
-        metavar="MIN:MAX",
-        help="also test every CTC experiment under simulated stage drift: a random walk of MIN-MAX "
-        "px per frame (e.g. 10:100)",
-    )
-    p.add_argument(
-        "--drift-bound",
-        type=float,
-        default=0.25,
-        help="the drift stays within this fraction of the frame's shorter side (default 0.25)",
-    )
-    p.add_argument("--drift-seed", type=int, default=0, help="seed of the drift (default 0)")
-    p.add_argument(
-        "--also-object-motion",
-        action="store_true",
-        help="add the synthetic experiment with objects moving on their own (~10-25 px/frame)",
-    )
-    p.add_argument(
-        "--object-speed",
-        type=float,
-        default=15.0,
-        help="synthetic_movie speed of the fast test movie (default 15: ~16 px/frame median)",
-    )
-    p.add_argument(
-        "--object-epochs",
-        type=int,
-        default=OBJECT_MOTION_SETTINGS["epochs"],
-        help="maximum epochs of the --also-object-motion experiment",
-    )
+    _motion_options(p)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 150; 1 with --quick)")
     p.add_argument(
         "--sim-epochs", type=int, default=8, help="maximum epochs of the --also-sim experiment"
@@ -1159,7 +1137,47 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--json", type=Path, help="write the results (with every IoU) to this JSON file")
     p.add_argument("--markdown", type=Path, help="write the markdown table to this file")
+    p.add_argument(
+        "--from-json",
+        type=Path,
+        metavar="FILE",
+        help="run nothing: print (and --markdown) the tables of a JSON file this script wrote",
+    )
     return p
+
+
+def _motion_options(p: argparse.ArgumentParser) -> None:
+    """The options of the motion scenarios."""
+    p.add_argument(
+        "--drift",
+        metavar="MIN:MAX",
+        help="also test every CTC experiment under simulated stage drift: a random walk of MIN-MAX "
+        "px per frame (e.g. 10:100)",
+    )
+    p.add_argument(
+        "--drift-bound",
+        type=float,
+        default=0.25,
+        help="the drift stays within this fraction of the frame's shorter side (default 0.25)",
+    )
+    p.add_argument("--drift-seed", type=int, default=0, help="seed of the drift (default 0)")
+    p.add_argument(
+        "--also-object-motion",
+        action="store_true",
+        help="add the synthetic experiment with objects moving on their own (~10-25 px/frame)",
+    )
+    p.add_argument(
+        "--object-speed",
+        type=float,
+        default=15.0,
+        help="synthetic_movie speed of the fast test movie (default 15: ~16 px/frame median)",
+    )
+    p.add_argument(
+        "--object-epochs",
+        type=int,
+        default=OBJECT_MOTION_SETTINGS["epochs"],
+        help="maximum epochs of the --also-object-motion experiment",
+    )
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -1230,6 +1248,19 @@ def _experiments(args: argparse.Namespace) -> list[dict[str, Any]]:
     return experiments
 
 
+def to_json(obj: Any, level: int = 0) -> str:
+    """JSON, one key per line, but each list without objects in it on one line (short, diffable)."""
+    pad, inner = " " * level, " " * (level + 1)
+    if isinstance(obj, dict) and obj:
+        body = ",\n".join(
+            f"{inner}{json.dumps(str(k))}: {to_json(v, level + 1)}" for k, v in obj.items()
+        )
+        return "{\n" + body + "\n" + pad + "}"
+    if isinstance(obj, list) and any(isinstance(v, dict) for v in obj):
+        return "[\n" + ",\n".join(inner + to_json(v, level + 1) for v in obj) + "\n" + pad + "]"
+    return json.dumps(obj)
+
+
 def _log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
@@ -1237,6 +1268,12 @@ def _log(msg: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point."""
     args = _parser().parse_args(argv)
+    if args.from_json:
+        md = markdown(json.loads(args.from_json.read_text(encoding="utf-8")))
+        print(md)
+        if args.markdown:
+            atomic_write_text(args.markdown, md)
+        return 0
     if args.drift:
         parse_step_range(args.drift)  # a bad range fails before any work
 
@@ -1275,10 +1312,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if args.json:  # after each experiment: a long run keeps what it measured so far
             report["seconds"] = time.perf_counter() - t_start
-            atomic_write_text(args.json, json.dumps({**report, "partial": True}, indent=1) + "\n")
+            atomic_write_text(args.json, to_json({**report, "partial": True}) + "\n")
     report["seconds"] = time.perf_counter() - t_start
     if args.json:  # before the table: the numbers stay even if the table failed
-        atomic_write_text(args.json, json.dumps(report, indent=1) + "\n")
+        atomic_write_text(args.json, to_json(report) + "\n")
     md = markdown(report)
     print(md)
     if args.markdown:
