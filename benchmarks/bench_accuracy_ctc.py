@@ -37,6 +37,10 @@ Test data, each evaluated with all three:
   have room). The per-object shift (``ObjectResult.shift``) is compared with the true masks'
   centroid displacement.
 
+Where each object is, in every frame, comes from the TRA markers (synthetic: the masks): an object
+lost after its marker left the frame is counted as *gone from view*, and object shifts are checked
+against the markers' motion.
+
 Ground truth. CTC ``SEG`` masks (``man_segNNN.tif``) carry labels that are arbitrary per frame;
 each SEG object is relabelled with the track id of the ``TRA`` marker (``man_trackNNN.tif``, same
 frame) it overlaps most, so one object can be followed over time. SEG objects that overlap no
@@ -46,9 +50,10 @@ no masks): one sample per object and pair of consecutive frames that both have i
 
 Usage::
 
-    python benchmarks/bench_accuracy_ctc.py             # GOWT1 01 -> 02, ~10 min on 2 CPU cores
-    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-object-motion  # ~40 min
-    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-sim --also-object-motion
+    python benchmarks/bench_accuracy_ctc.py             # GOWT1 01 -> 02, ~3 min on 2 CPU cores
+    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-object-motion  # ~6 min
+    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-sim --also-object-motion  # ~10
+    python benchmarks/bench_accuracy_ctc.py --from-json results.json  # the tables of a saved run
     python benchmarks/bench_accuracy_ctc.py --dataset Fluo-N2DH-SIM+ --train-seq 01 --test-seq 01 \
         --train-frames 0:40 --test-frames 40:65
     python benchmarks/bench_accuracy_ctc.py --quick --drift 2:6 --also-object-motion  # seconds
