@@ -40,6 +40,34 @@ IdentityOpt = Annotated[
 ]
 
 
+DeviceOpt = Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")]
+# The propagation options.
+FirstFrame = Annotated[
+    Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")
+]
+LastFrame = Annotated[
+    Optional[int], typer.Option(help="last frame to predict (default: end of movie)")
+]
+NextFrameOnly = Annotated[
+    bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")
+]
+Reverse = Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")]
+MotionOpt = Annotated[
+    str,
+    typer.Option(
+        help="motion compensation before each frame: auto (default: field drift and each "
+        "object's own motion, where the images show it), global, object, or off"
+    ),
+]
+KeepGoingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-going",
+        help="keep propagating objects whose prediction looks wrong (marked doubtful in "
+        "--report) instead of stopping them as lost",
+    ),
+]
+
 # The training options of `train` and `notebook` (one definition, the same help in both).
 InputSize = Annotated[
     Optional[str],
@@ -176,7 +204,7 @@ def train(
         bool, typer.Option("--no-augment", help="switch augmentation off")
     ] = False,
     seed: Seed = None,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    device: DeviceOpt = "auto",
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -239,16 +267,10 @@ def propagate(
     ],
     model: Annotated[Path, typer.Option(help="trained model file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="RoiSet.zip to write")],
-    first_frame: Annotated[
-        Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")
-    ] = None,
-    last_frame: Annotated[
-        Optional[int], typer.Option(help="last frame to predict (default: end of movie)")
-    ] = None,
-    next_frame_only: Annotated[
-        bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")
-    ] = False,
-    reverse: Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")] = False,
+    first_frame: FirstFrame = None,
+    last_frame: LastFrame = None,
+    next_frame_only: NextFrameOnly = False,
+    reverse: Reverse = False,
     labels: Annotated[Optional[Path], typer.Option(help="also write a label-image TIFF")] = None,
     report: Annotated[
         Optional[Path],
@@ -258,26 +280,13 @@ def propagate(
     z: ZPlane = None,
     axis: AxisOpt = "t",
     identity: IdentityOpt = "auto",
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    device: DeviceOpt = "auto",
     batch_size: Annotated[Optional[int], typer.Option(help="windows per forward pass")] = None,
     erosion_width: Annotated[
-        Optional[int], typer.Option(help="override the model's erosion width")
+        Optional[int], typer.Option(help="erosion after prediction (default: the model's)")
     ] = None,
-    motion: Annotated[
-        str,
-        typer.Option(
-            help="motion compensation before each frame: auto (default: field drift and each "
-            "object's own motion, where the images show it), global, object, or off"
-        ),
-    ] = "auto",
-    keep_going: Annotated[
-        bool,
-        typer.Option(
-            "--keep-going",
-            help="keep propagating objects whose prediction looks wrong (marked doubtful in "
-            "--report) instead of stopping them as lost",
-        ),
-    ] = False,
+    motion: MotionOpt = "auto",
+    keep_going: KeepGoingOpt = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Propagate outlines through a movie and write the result as an ImageJ RoiSet.zip."""
