@@ -14,8 +14,14 @@ So before windows are cut, every prompt is moved by the estimated motion:
    clearly better than the global shift, so objects that move on their own are followed.
 
 Shifts are ``(dy, dx)`` in pixels, positive when the content moved down/right from the previous
-frame to the new one. Training cuts its windows around prompts moved by the same estimates
-(:func:`rescunet_ij.data.samples.samples_from_masks`), so both see the same geometry.
+frame to the new one.
+
+**The rule** (one owner): :func:`global_motion` (once per frame pair) and :func:`object_motion`
+(per object, searching :func:`search_radius` pixels around the global shift) apply a mode of
+:data:`MOTION_MODES` to :func:`motion_plane` of each frame. The propagation engine and the
+training samples (:func:`rescunet_ij.data.samples.samples_from_masks`) both call them, so a model
+is trained on prompts moved exactly as they will be moved when it is used. This module lives in
+``data/`` (below ``propagate/``) for that reason; :mod:`rescunet_ij.propagate.motion` re-exports it.
 """
 
 from __future__ import annotations
@@ -25,14 +31,21 @@ from typing import Literal
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..types import ObjectMask, bounding_box
 
 __all__ = [
     "MOTION_MODES",
     "MotionMode",
+    "NO_SHIFT",
     "Shift",
+    "check_motion_mode",
     "estimate_global_shift",
     "estimate_object_shift",
+    "global_motion",
+    "motion_plane",
+    "object_motion",
+    "search_radius",
     "shift_mask",
 ]
 
@@ -45,6 +58,8 @@ object shift that matches clearly better than the global one)."""
 
 _MAX_SIDE = 512  # larger frames are block-averaged to at most this side for the global estimate
 _MIN_GAIN = 0.02  # how much better a shift must match than the alternative to be used in auto
+MIN_SEARCH_RADIUS = 8
+"""The per-object search never looks fewer pixels around the global shift than this."""
 
 
 @dataclass(frozen=True)
@@ -251,3 +266,113 @@ def shift_mask(prompt: ObjectMask, shift: Shift, plane_shape: tuple[int, int]) -
     crop = prompt.mask[ys - y0 : ye - y0, xs - x0 : xe - x0]
     clipped = ObjectMask.from_full(crop)
     return ObjectMask(ys + clipped.y0, xs + clipped.x0, clipped.mask)
+
+
+# ----------------------------------------------------------------------------- the rule
+
+
+def check_motion_mode(mode: str) -> str:
+    """``mode`` when it is one of :data:`MOTION_MODES`; otherwise a :class:`ConfigError`."""
+    if mode not in MOTION_MODES:
+        raise ConfigError(
+            f"motion must be one of {', '.join(MOTION_MODES)}; got {mode!r} (auto: follow the "
+            "whole field and each object where the images show it clearly; off: no compensation)"
+        )
+    return str(mode)
+
+
+def search_radius(window: int | tuple[int, int], radius: int | None = None) -> int:
+    """How far (pixels) an object is searched for around the global shift.
+
+    ``radius`` when given; otherwise half the larger window side, at least
+    :data:`MIN_SEARCH_RADIUS`: an object that moved further than that on its own would have left
+    its window anyway.
+    """
+    if radius is not None:
+        return int(radius)
+    side = max(window) if isinstance(window, tuple) else int(window)
+    return max(MIN_SEARCH_RADIUS, int(side) // 2)
+
+
+def motion_plane(plane: np.ndarray) -> np.ndarray:
+    """The 2-D image motion is estimated on: the plane itself, or the mean of its channels.
+
+    Parameters
+    ----------
+    plane
+        ``(Y, X)`` or ``(C, Y, X)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(Y, X)`` (float32 when channels were averaged).
+    """
+    a = np.asarray(plane)
+    return a if a.ndim == 2 else a.astype(np.float32).mean(axis=0)
+
+
+def global_motion(previous: np.ndarray, current: np.ndarray, mode: str) -> Shift:
+    """The field's shift between two frames under ``mode`` (:data:`NO_SHIFT` for ``off``).
+
+    Parameters
+    ----------
+    previous, current
+        The two frames, ``(Y, X)`` or ``(C, Y, X)`` (see :func:`motion_plane`).
+    mode
+        One of :data:`MOTION_MODES`.
+
+    Returns
+    -------
+    Shift
+        :func:`estimate_global_shift` of the two planes, or :data:`NO_SHIFT`.
+    """
+    if check_motion_mode(mode) == "off":
+        return NO_SHIFT
+    return estimate_global_shift(motion_plane(previous), motion_plane(current))
+
+
+def object_motion(
+    previous: np.ndarray,
+    current: np.ndarray,
+    prompt: ObjectMask,
+    mode: str,
+    *,
+    start: Shift,
+    window: int | tuple[int, int],
+    radius: int | None = None,
+) -> Shift:
+    """One object's shift between two frames under ``mode``: the shift its prompt is moved by.
+
+    Parameters
+    ----------
+    previous, current
+        The two frames, ``(Y, X)`` or ``(C, Y, X)`` (see :func:`motion_plane`).
+    prompt
+        The object's mask in ``previous``.
+    mode
+        One of :data:`MOTION_MODES`: ``off`` and ``global`` return ``start``; ``object`` takes
+        the best match around ``start`` (``min_gain=0``); ``auto`` takes it only when it matches
+        clearly better than ``start``.
+    start
+        The frame pair's :func:`global_motion`.
+    window
+        The model's window (subimage) size in native pixels; sets the search radius.
+    radius
+        Search radius in pixels; ``None``: :func:`search_radius` of ``window``.
+
+    Returns
+    -------
+    Shift
+        The object's shift (``start`` when no better one was found).
+    """
+    if check_motion_mode(mode) in ("off", "global"):
+        return start
+    gain = {"min_gain": 0.0} if mode == "object" else {}
+    return estimate_object_shift(
+        motion_plane(previous),
+        motion_plane(current),
+        prompt,
+        start=start,
+        radius=search_radius(window, radius),
+        **gain,
+    )
