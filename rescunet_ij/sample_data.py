@@ -129,3 +129,42 @@ def synthetic_movie(
         coeffs = np.clip(coeffs, -0.3 * r0[:, None], 0.3 * r0[:, None])
         rot += rng.normal(0, 0.08, size=n_objects)
     return SyntheticMovie(images=images, labels=labels)
+
+
+def with_drift(movie: SyntheticMovie, drift: tuple[int, int], *, seed: int = 0) -> SyntheticMovie:
+    """``movie`` on a larger field that moves by ``drift`` pixels per frame (stage drift).
+
+    Frame ``t`` of ``movie`` is placed ``t * drift`` pixels down/right of frame 0 on a canvas big
+    enough for every frame; the rest of the canvas is background (the movie's median intensity
+    with noise of 2 %). Objects therefore move by ``drift`` plus their own motion between frames,
+    as under a drifting microscope stage.
+
+    Parameters
+    ----------
+    movie
+        A movie from :func:`synthetic_movie`.
+    drift
+        ``(dy, dx)`` whole pixels per frame; negative values move up/left.
+    seed
+        Seed of the background noise.
+
+    Returns
+    -------
+    SyntheticMovie
+        The larger movie and its labels (same object ids).
+    """
+    n, h, w = movie.images.shape
+    dy, dx = (int(v) for v in drift)
+    H, W = h + abs(dy) * (n - 1), w + abs(dx) * (n - 1)
+    rng = np.random.default_rng(seed)
+    level = float(np.median(movie.images))
+    images = np.empty((n, H, W), dtype=movie.images.dtype)
+    labels = np.zeros((n, H, W), dtype=movie.labels.dtype)
+    for t in range(n):
+        y0 = t * dy if dy >= 0 else (n - 1 - t) * -dy
+        x0 = t * dx if dx >= 0 else (n - 1 - t) * -dx
+        canvas = rng.normal(level, 0.02 * level, size=(H, W))
+        canvas[y0 : y0 + h, x0 : x0 + w] = movie.images[t]
+        images[t] = np.clip(canvas, 0, np.iinfo(images.dtype).max).astype(images.dtype)
+        labels[t, y0 : y0 + h, x0 : x0 + w] = movie.labels[t]
+    return SyntheticMovie(images=images, labels=labels)

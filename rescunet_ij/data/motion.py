@@ -140,6 +140,8 @@ def estimate_global_shift(
     cur = np.asarray(current, dtype=np.float32)
     if prev.shape != cur.shape or prev.ndim != 2 or min(prev.shape) < 16:
         return NO_SHIFT
+    if float(prev.std()) < 1e-6 or float(cur.std()) < 1e-6:
+        return NO_SHIFT  # a blank frame shows no motion (and phase correlation would warn)
     factor = max(1, int(np.ceil(max(prev.shape) / _MAX_SIDE)))
     small_prev, small_cur = prev, cur
     if factor > 1:
