@@ -23,7 +23,7 @@ from ..io.training_set import TrainingSample, warn_skipped
 from ..types import ObjectMask, bounding_box
 from .motion import NO_SHIFT, Shift, check_motion_mode, global_motion, object_motion, shift_mask
 
-__all__ = ["TrainingSample", "sample_shifts", "samples_from_masks"]
+__all__ = ["SampleKey", "TrainingSample", "frame_shifts", "sample_shifts", "samples_from_masks"]
 
 SampleKey = tuple[int, int]
 """``(object id, frame)``: the sample of that object in that frame (its prompt is frame - 1)."""
@@ -82,18 +82,43 @@ def _pairs(
                 yield t, obj, cur, np.asarray(frames[t - 1], dtype=bool)
 
 
+def frame_shifts(
+    planes: np.ndarray, masks: Mapping[int, Mapping[int, np.ndarray]], motion: str = "auto"
+) -> dict[int, Shift]:
+    """The global shift of every frame pair that has a sample, keyed by the later frame.
+
+    Parameters
+    ----------
+    planes, masks
+        As for :func:`samples_from_masks`.
+    motion
+        One of :data:`~rescunet_ij.data.motion.MOTION_MODES` (``off``: no shift).
+
+    Returns
+    -------
+    dict
+        ``{frame: Shift}``: :func:`~rescunet_ij.data.motion.global_motion` from ``frame - 1``
+        to ``frame``.
+    """
+    check_motion_mode(motion)
+    planes = _checked_planes(planes)
+    frames = sorted({t for t, _obj, _cur, prev in _pairs(planes, masks) if prev.any()})
+    return {t: global_motion(planes[t - 1], planes[t], motion) for t in frames}
+
+
 def sample_shifts(
     planes: np.ndarray,
     masks: Mapping[int, Mapping[int, np.ndarray]],
     window: int | tuple[int, int],
     motion: str = "auto",
+    *,
+    global_shifts: Mapping[int, Shift] | None = None,
 ) -> dict[SampleKey, Shift]:
     """The shift each sample's prompt is moved by, as the propagation engine would move it.
 
-    The global shift is estimated once per frame pair
-    (:func:`~rescunet_ij.data.motion.global_motion`), then refined per object
-    (:func:`~rescunet_ij.data.motion.object_motion`, searching half the larger window side around
-    it) for the ``object`` and ``auto`` modes.
+    The global shift is estimated once per frame pair (:func:`frame_shifts`), then refined per
+    object (:func:`~rescunet_ij.data.motion.object_motion`, searching half the larger window
+    side around it) for the ``object`` and ``auto`` modes.
 
     Parameters
     ----------
@@ -101,6 +126,8 @@ def sample_shifts(
         As for :func:`samples_from_masks`.
     motion
         One of :data:`~rescunet_ij.data.motion.MOTION_MODES`.
+    global_shifts
+        :func:`frame_shifts` when already computed for this ``motion``.
 
     Returns
     -------
@@ -117,17 +144,17 @@ def sample_shifts(
     """
     check_motion_mode(motion)
     planes, win = _checked_planes(planes), _window(window)
-    frame_shift: dict[int, Shift] = {}
+    if global_shifts is None:
+        global_shifts = frame_shifts(planes, masks, motion)
     out: dict[SampleKey, Shift] = {}
     for t, obj, _cur, prev in _pairs(planes, masks):
         prompt = ObjectMask.from_full(prev)
         if motion == "off" or prompt.area == 0:
             out[obj, t] = NO_SHIFT
             continue
-        if t not in frame_shift:
-            frame_shift[t] = global_motion(planes[t - 1], planes[t], motion)
+        start = global_shifts.get(t, NO_SHIFT)
         out[obj, t] = object_motion(
-            planes[t - 1], planes[t], prompt, motion, start=frame_shift[t], window=win
+            planes[t - 1], planes[t], prompt, motion, start=start, window=win
         )
     return out
 
