@@ -82,7 +82,7 @@ MIN_PROMPT_SHIFT = 2
 
 @dataclass(frozen=True)
 class SizeStatistics:
-    """What the sizes were chosen from (pixels; percentiles over the outlines or samples).
+    """What the sizes were chosen from (pixels, to 0.01; percentiles over outlines or samples).
 
     Attributes
     ----------
@@ -114,7 +114,7 @@ class SizeStatistics:
         """The statistics as JSON-ready values (without the per-sample table)."""
         out = asdict(self)
         out.pop("needs")
-        return {k: (round(v, 2) if isinstance(v, float) else v) for k, v in out.items()}
+        return out
 
 
 @dataclass(frozen=True)
@@ -293,13 +293,13 @@ def size_statistics(
         objects=sum(1 for o in masks if any(np.any(m) for m in masks[o].values())),
         outlines=len(extents),
         samples=len(residuals),
-        extent_p50=_percentile(extents, 50),
-        extent_p90=_percentile(extents, EXTENT_PERCENTILE),
+        extent_p50=round(_percentile(extents, 50), 2),
+        extent_p90=round(_percentile(extents, EXTENT_PERCENTILE), 2),
         extent_max=max(extents),
-        residual_p50=_percentile(residuals, 50),
-        residual_p95=_percentile(residuals, RESIDUAL_PERCENTILE),
+        residual_p50=round(_percentile(residuals, 50), 2),
+        residual_p95=round(_percentile(residuals, RESIDUAL_PERCENTILE), 2),
         residual_max=max(residuals, default=0.0),
-        motion_p95=_percentile(motions, 95),
+        motion_p95=round(_percentile(motions, 95), 2),
         needs=tuple(needs),
     )
 
@@ -317,13 +317,13 @@ def window_for(stats: SizeStatistics) -> int:
 def input_for_window(window: tuple[int, int]) -> tuple[int, int]:
     """The network input of the rule for a window: the window up to 96 px, else half of it.
 
-    Each side: up to :data:`NO_RESCALE_UP_TO` the window side rounded to a multiple of 16
+    Each side: up to :data:`NO_RESCALE_UP_TO` the window side rounded up to a multiple of 16
     (at least 16); above it half the window rounded to 16, within :data:`INPUT_RANGE`.
     """
 
     def side(n: int) -> int:
         if n <= NO_RESCALE_UP_TO:
-            return max(INPUT_MULTIPLE, INPUT_MULTIPLE * round(n / INPUT_MULTIPLE))
+            return _ceil16(n)  # never smaller than the window: no detail lost
         half = INPUT_MULTIPLE * round(n / (2 * INPUT_MULTIPLE))
         return int(min(max(half, INPUT_RANGE[0]), INPUT_RANGE[1]))
 
