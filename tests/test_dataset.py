@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -347,3 +348,20 @@ def test_weighted_cross_entropy_and_iou():
     assert torch.allclose(weighted_cross_entropy(logits, target, w), ce[0].sum() / 32)
     iou = iou_per_sample(logits, target)
     assert iou.tolist() == [0.5, 1.0]  # 8 of 16 pixels; empty prediction of an empty target
+
+
+def test_prompt_augment_settings_in_the_training_config():
+    from rescunet_ij.config import TrainConfig, make_config
+    from rescunet_ij.errors import ConfigError
+
+    cfg = TrainConfig()
+    assert cfg.prompt_augment and cfg.prompt_shift is None and cfg.prompt_augment_fraction == 0.5
+    # A model file written before these settings existed still loads, with the defaults.
+    old = json.loads(cfg.model_dump_json())
+    for key in ("prompt_augment", "prompt_shift", "prompt_augment_fraction"):
+        del old[key]
+    assert TrainConfig.model_validate_json(json.dumps(old)) == cfg
+    with pytest.raises(ConfigError, match="prompt shift.*allowed: 0..1024"):
+        make_config(TrainConfig, prompt_shift=-1)
+    with pytest.raises(ConfigError, match="prompt augment fraction"):
+        make_config(TrainConfig, prompt_augment_fraction=1.5)
