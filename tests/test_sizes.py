@@ -211,8 +211,10 @@ def test_train_takes_the_input_size_of_the_set_unless_given(auto_set):
     assert chosen.model.model_config.input_size == (48, 48) and chosen.model.window_size == (48, 48)
     assert given.model.model_config.input_size == (32, 32) and given.model.window_size == (48, 48)
     assert old.model.model_config.input_size == (64, 64) and old.model.window_size == (48, 48)
-    # The prompt shift left to the data was resolved and stored with the model.
+    # The prompt shift left to the data was resolved and stored with the model, and so was the
+    # motion mode of the set's prompts (for propagation to use the same).
     assert 2 <= chosen.model.train_config.prompt_shift <= 12
+    assert chosen.model.train_config.prompt_motion == "auto"
 
 
 def test_cli_make_training_set_prints_the_choice(drift_files, capsys):

@@ -212,11 +212,13 @@ def train(
     then to the one the training set was made with. When neither ``input_size`` nor
     ``subimage_size`` is given (and no ``config`` nor ``init_from``), the network input is the
     one chosen with the training set's window (:func:`training_set_sizes`; sets without a choice
-    keep the default). With ``init_from`` the model starts from an existing model (fine-tuning)
-    and keeps its architecture unless one is given explicitly. ``output`` (with its
+    keep the default). The set's motion mode is recorded with the model
+    (``train_config.prompt_motion``). With ``init_from`` the model starts from an existing model
+    (fine-tuning) and keeps its architecture unless one is given explicitly. ``output`` (with its
     ``.history.csv`` and ``.training.png``) is checked before any work. Warns when the network
     sees the windows more than 3-fold reduced.
     """
+    from ..data.motion import MOTION_MODES
     from ..data.settings import scale_warning
     from ..io.atomic import check_writable
     from ..io.training_set import read_training_set
@@ -248,6 +250,8 @@ def train(
         config = config.model_copy(update={"subimage_size": tuple(meta["window_size"])})
     if config_given is None and loaded is None and not any(params.get(k) for k in _SIZES):
         config = _input_from_set(config, meta)
+    if config.prompt_motion is None and meta.get("motion") in MOTION_MODES:
+        config = config.model_copy(update={"prompt_motion": meta["motion"]})
     note = scale_warning(config.window_size, config.model.input_size)
     if note:
         warnings.warn(note, stacklevel=2)

@@ -326,6 +326,12 @@ class TrainConfig(_Strict):
         le=1.0,
         description="share of the training windows whose prompt is made imperfect",
     )
+    prompt_motion: Literal["auto", "off", "global", "object"] | None = Field(
+        default=None,
+        description="the motion compensation the training set's prompts were made with, "
+        "recorded with the model so propagation can use the same (api.train copies it from the "
+        "set; None = unknown, e.g. a PyJAMAS set)",
+    )
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = Field(
