@@ -12,8 +12,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from ..data.motion import NO_SHIFT, Shift
 from ..types import ObjectMask, bounding_box
-from .motion import NO_SHIFT, Shift
 
 __all__ = ["ObjectJob", "at_edge", "share_pixels", "touches_border"]
 

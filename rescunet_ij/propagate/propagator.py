@@ -32,6 +32,14 @@ import torch
 
 from .. import geometry
 from ..config import PropagateConfig
+from ..data.motion import (
+    NO_SHIFT,
+    Shift,
+    global_motion,
+    object_motion,
+    search_radius,
+    shift_mask,
+)
 from ..data.windows import extract_windows, from_network, plan_windows, to_network
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
@@ -39,14 +47,6 @@ from ..model.memory import fit_batch_size
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
 from .canvas import ObjectJob, at_edge, share_pixels, touches_border
 from .frames import frame_index, frame_name, resolve_frame_range
-from .motion import (
-    NO_SHIFT,
-    Shift,
-    confirm_field_shift,
-    estimate_global_shift,
-    estimate_object_shift,
-    shift_mask,
-)
 from .state import PropagationState
 
 if TYPE_CHECKING:
@@ -55,11 +55,6 @@ if TYPE_CHECKING:
 __all__ = ["ObjectLostWarning", "Propagator"]
 
 Direction = Literal["forward", "reverse", "both"]
-
-
-def _gray(plane: np.ndarray) -> np.ndarray:
-    """One 2-D image of a plane for motion estimates (channels averaged)."""
-    return plane if plane.ndim == 2 else plane.mean(axis=0)
 
 
 class ObjectLostWarning(UserWarning):
@@ -117,11 +112,7 @@ class Propagator:
         )
         # How far an object is searched for around the global shift: the same radius training
         # used for its windows (data.samples), half the window side.
-        self.motion_radius = int(
-            config.motion_radius
-            if config.motion_radius is not None
-            else max(8, max(self.window) // 2)
-        )
+        self.motion_radius = search_radius(self.window, config.motion_radius)
 
     # ================================================================== state and prompts
 
@@ -515,22 +506,21 @@ class Propagator:
         target: int,
         objects: list[tuple[int, ObjectMask]],
     ) -> tuple[Shift, dict[int, Shift]]:
-        """The field's shift from ``prev`` to ``target`` and each object's (config.motion)."""
+        """The field's shift from ``prev`` to ``target`` and each object's (config.motion).
+
+        The same rule (:mod:`rescunet_ij.data.motion`) moved the prompts of the training samples.
+        """
         mode = self.config.motion
         if mode == "off" or not objects:
             return NO_SHIFT, {}
-        before, after = _gray(state.plane(prev)), _gray(state.plane(target))
-        field = estimate_global_shift(before, after)
-        field = confirm_field_shift(before, after, [p for _, p in objects], field)
-        shifts = {o: field for o, _ in objects}
-        if mode in ("object", "auto"):
-            # "object" takes each object's best match; "auto" only one clearly better than
-            # the field's shift (min_gain), so a still object in a still field is left alone.
-            gain = {"min_gain": 0.0} if mode == "object" else {}
-            for o, prompt in objects:
-                shifts[o] = estimate_object_shift(
-                    before, after, prompt, start=field, radius=self.motion_radius, **gain
-                )
+        before, after = state.plane(prev), state.plane(target)
+        field = global_motion(before, after, mode, [p for _, p in objects])
+        shifts = {
+            o: object_motion(
+                before, after, p, mode, start=field, window=self.window, radius=self.motion_radius
+            )
+            for o, p in objects
+        }
         return field, shifts
 
     @staticmethod
