@@ -106,9 +106,7 @@ def frame_shifts(
     for t, _obj, _cur, prev in _pairs(planes, masks):
         if prev.any():  # the objects confirm the field's shift, as in propagation
             prompts.setdefault(t, []).append(ObjectMask.from_full(prev))
-    return {
-        t: global_motion(planes[t - 1], planes[t], motion, prompts[t]) for t in sorted(prompts)
-    }
+    return {t: global_motion(planes[t - 1], planes[t], motion, prompts[t]) for t in sorted(prompts)}
 
 
 def sample_shifts(
