@@ -317,7 +317,7 @@ def estimate_object_shift(
     start: Shift = NO_SHIFT,
     radius: int = 32,
     margin: int | None = None,
-    min_score: float = 0.5,
+    min_score: float = 0.7,
     min_gain: float = _MIN_GAIN,
 ) -> Shift:
     """Where one object went: its previous-frame crop matched in the new frame.
@@ -336,7 +336,10 @@ def estimate_object_shift(
         Context around the object's bounding box in the template; default a quarter of its size
         (at least 4 pixels), so the match sees the object's surroundings too.
     min_score
-        A match below this normalised cross-correlation is not believed.
+        A match below this normalised cross-correlation is not believed. 0.7 keeps almost all
+        good matches of real nuclei while refusing most jumps onto a look-alike neighbour: on
+        CTC Fluo-N2DH-SIM+ (422 objects, frames 41-59) 0.5 let 9 objects jump more than 10 px off
+        their true displacement, 0.7 three, with the same median error (1.6 px).
     min_gain
         The match must beat the correlation at ``start`` by this much (0: take the best match).
 
