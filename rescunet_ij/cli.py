@@ -40,6 +40,34 @@ IdentityOpt = Annotated[
 ]
 
 
+DeviceOpt = Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")]
+# The propagation options.
+FirstFrame = Annotated[
+    Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")
+]
+LastFrame = Annotated[
+    Optional[int], typer.Option(help="last frame to predict (default: end of movie)")
+]
+NextFrameOnly = Annotated[
+    bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")
+]
+Reverse = Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")]
+MotionOpt = Annotated[
+    str,
+    typer.Option(
+        help="motion compensation before each frame: auto (default: field drift and each "
+        "object's own motion, where the images show it), global, object, or off"
+    ),
+]
+KeepGoingOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-going",
+        help="keep propagating objects whose prediction looks wrong (marked doubtful in "
+        "--report) instead of stopping them as lost",
+    ),
+]
+
 # The training options of `train` and `notebook` (one definition, the same help in both).
 InputSize = Annotated[
     Optional[str],
@@ -59,6 +87,13 @@ ValidationFraction = Annotated[Optional[float], typer.Option(help="held-out frac
 Patience = Annotated[Optional[int], typer.Option(help="early-stopping patience (epochs)")]
 Normalization = Annotated[Optional[str], typer.Option(help="percentile (default) or max")]
 Seed = Annotated[Optional[int], typer.Option(help="random seed")]
+PromptShift = Annotated[
+    Optional[int],
+    typer.Option(
+        help="largest random shift of the training prompts, native pixels (default: how far the "
+        "training objects move, 90th percentile, at least 2)"
+    ),
+]
 
 _TRAINING_OPTIONS = {  # CLI option name -> api.train_config parameter
     "input_size": "input_size",
@@ -73,6 +108,7 @@ _TRAINING_OPTIONS = {  # CLI option name -> api.train_config parameter
     "patience": "early_stopping_patience",
     "normalization": "normalization",
     "seed": "seed",
+    "prompt_shift": "prompt_shift",
 }
 
 
@@ -108,8 +144,18 @@ def make_training_set(
     out_dir: Annotated[Path, typer.Argument(help="folder to create (one subfolder per sample)")],
     subimage_size: Annotated[
         Optional[str],
-        typer.Option(help="window around each object in native pixels, e.g. 64 or 96x64"),
+        typer.Option(
+            help="window around each object in native pixels, e.g. 64 or 96x64 (default: "
+            "chosen from the objects' size and motion, printed)"
+        ),
     ] = None,
+    motion: Annotated[
+        str,
+        typer.Option(
+            help="motion compensation of the previous outlines, as propagate does it: "
+            "auto|off|global|object (use the mode you will propagate with)"
+        ),
+    ] = "auto",
     zip_path: Annotated[
         Optional[Path],
         typer.Option("--zip", help="also write testtrain.zip for the Colab notebook"),
@@ -130,16 +176,29 @@ def make_training_set(
         outlines,
         out_dir,
         subimage_size=subimage_size,
+        motion=motion,
         channel=_one_based(channel, "channel"),
         z=_one_based(z, "z-plane"),
         axis=_check_axis(axis),
         zip_path=zip_path,
         overwrite=overwrite,
     )
+    console = _console()
     n = sum(1 for p in out.iterdir() if p.is_dir())
-    _console().print(f"[green]wrote {n} training samples to {out}[/green]")
+    console.print(f"[green]wrote {n} training samples to {out}[/green] (motion: {motion})")
+    sizes = api.training_set_sizes(out)
+    if sizes is not None:
+        h, w = sizes.subimage_size
+        ih, iw = sizes.input_size
+        how = "chosen from the data" if sizes.chosen == "rule" else "as given"
+        console.print(
+            f"subimage size {h}x{w} px ({how}); train uses input size {ih}x{iw} px unless "
+            "you give --input-size or --subimage-size",
+            highlight=False,
+        )
+        console.print(f"  rule: {sizes.reason}", highlight=False)
     if zip_path is not None:
-        _console().print(f"[green]wrote {zip_path}[/green]")
+        console.print(f"[green]wrote {zip_path}[/green]")
 
 
 @app.command("export-training-zip")
@@ -173,10 +232,20 @@ def train(
     patience: Patience = None,
     normalization: Normalization = None,
     no_augment: Annotated[
-        bool, typer.Option("--no-augment", help="switch augmentation off")
+        bool,
+        typer.Option("--no-augment", help="switch flips, rotations and intensity jitter off"),
     ] = False,
+    no_prompt_augment: Annotated[
+        bool,
+        typer.Option(
+            "--no-prompt-augment",
+            help="train on the exact previous masks only (default: half the prompts are made "
+            "slightly wrong, as after a few propagated frames)",
+        ),
+    ] = False,
+    prompt_shift: PromptShift = None,
     seed: Seed = None,
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    device: DeviceOpt = "auto",
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
     overwrite: Overwrite = False,
 ) -> None:
@@ -220,6 +289,7 @@ def train(
             overwrite=overwrite,
             callbacks=api.TrainCallbacks(on_epoch_end=on_epoch_end, on_batch_end=on_batch_end),
             augment=False if no_augment else None,
+            prompt_augment=False if no_prompt_augment else None,
             device=device,
             **params,
         )
@@ -228,6 +298,8 @@ def train(
     console.print(
         f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})"
     )
+    (wh, ww), (ih, iw) = result.model.window_size, result.model.model_config.input_size
+    console.print(f"window (subimage) {wh}x{ww} px -> network input {ih}x{iw} px")
     console.print(f"training curve: {result.history_png}  history: {result.history_csv}")
 
 
@@ -239,16 +311,10 @@ def propagate(
     ],
     model: Annotated[Path, typer.Option(help="trained model file")],
     output: Annotated[Path, typer.Option("-o", "--output", help="RoiSet.zip to write")],
-    first_frame: Annotated[
-        Optional[int], typer.Option(help="frame with the seed outlines (default: first outlined)")
-    ] = None,
-    last_frame: Annotated[
-        Optional[int], typer.Option(help="last frame to predict (default: end of movie)")
-    ] = None,
-    next_frame_only: Annotated[
-        bool, typer.Option("--next-frame-only", help="predict only the frame after --first-frame")
-    ] = False,
-    reverse: Annotated[bool, typer.Option("--reverse", help="propagate backwards in time")] = False,
+    first_frame: FirstFrame = None,
+    last_frame: LastFrame = None,
+    next_frame_only: NextFrameOnly = False,
+    reverse: Reverse = False,
     labels: Annotated[Optional[Path], typer.Option(help="also write a label-image TIFF")] = None,
     report: Annotated[
         Optional[Path],
@@ -258,26 +324,13 @@ def propagate(
     z: ZPlane = None,
     axis: AxisOpt = "t",
     identity: IdentityOpt = "auto",
-    device: Annotated[str, typer.Option(help="auto|cpu|cuda|cuda:N|mps")] = "auto",
+    device: DeviceOpt = "auto",
     batch_size: Annotated[Optional[int], typer.Option(help="windows per forward pass")] = None,
     erosion_width: Annotated[
-        Optional[int], typer.Option(help="override the model's erosion width")
+        Optional[int], typer.Option(help="erosion after prediction (default: the model's)")
     ] = None,
-    motion: Annotated[
-        str,
-        typer.Option(
-            help="motion compensation before each frame: auto (default: field drift and each "
-            "object's own motion, where the images show it), global, object, or off"
-        ),
-    ] = "auto",
-    keep_going: Annotated[
-        bool,
-        typer.Option(
-            "--keep-going",
-            help="keep propagating objects whose prediction looks wrong (marked doubtful in "
-            "--report) instead of stopping them as lost",
-        ),
-    ] = False,
+    motion: MotionOpt = "auto",
+    keep_going: KeepGoingOpt = False,
     overwrite: Overwrite = False,
 ) -> None:
     """Propagate outlines through a movie and write the result as an ImageJ RoiSet.zip."""
@@ -388,6 +441,7 @@ def notebook(
     patience: Patience = None,
     normalization: Normalization = None,
     seed: Seed = None,
+    prompt_shift: PromptShift = None,
     overwrite: Overwrite = False,
 ) -> None:
     """Generate a Colab notebook that trains a ReSCU-Net on a GPU ("generate training notebook")."""

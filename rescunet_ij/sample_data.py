@@ -214,3 +214,38 @@ def apply_drift(
             moved = np.clip(np.round(moved), info.min, info.max)
         out[t] = moved.astype(images.dtype)
     return DriftedMovie(out, lab_out, offsets)
+
+
+def with_drift(movie: SyntheticMovie, drift: tuple[int, int], *, seed: int = 0) -> SyntheticMovie:
+    """``movie`` on a larger field that moves by ``drift`` pixels per frame (stage drift).
+
+    Frame ``t`` of ``movie`` is placed ``t * drift`` pixels down/right of frame 0 on a canvas big
+    enough for every frame (:func:`apply_drift` with a constant step), so nothing leaves the view;
+    objects move by ``drift`` plus their own motion between frames.
+
+    Parameters
+    ----------
+    movie
+        A movie from :func:`synthetic_movie`.
+    drift
+        ``(dy, dx)`` whole pixels per frame; negative values move up/left.
+    seed
+        Seed of the background noise where the canvas shows no sample.
+
+    Returns
+    -------
+    SyntheticMovie
+        The larger movie and its labels (same object ids).
+    """
+    n, h, w = movie.images.shape
+    dy, dx = (int(v) for v in drift)
+    pad_y, pad_x = abs(dy) * (n - 1), abs(dx) * (n - 1)
+    # Frame 0 sits where the drift leaves room for all later frames.
+    top, left = (0 if dy >= 0 else pad_y), (0 if dx >= 0 else pad_x)
+    padding = ((0, 0), (top, pad_y - top), (left, pad_x - left))
+    level = np.median(movie.images)
+    images = np.pad(movie.images, padding, constant_values=level)
+    labels = np.pad(movie.labels, padding)
+    offsets = np.array([[t * dy, t * dx] for t in range(n)])
+    drifted = apply_drift(images, offsets, labels, seed=seed)
+    return SyntheticMovie(images=drifted.images, labels=drifted.labels)

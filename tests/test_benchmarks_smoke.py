@@ -377,6 +377,36 @@ def test_bench_propagate_engine_counts_every_object_frame():
     assert 0 < with_net.network_s <= with_net.total_s and without.network_s == 0.0
 
 
+# ----------------------------------------------------------------------------- prompt_augment
+def test_bench_prompt_augment_quick(tmp_path):
+    out_json, out_md = tmp_path / "pa.json", tmp_path / "pa.md"
+    proc = _run(
+        [
+            "benchmarks/bench_prompt_augment.py",
+            "--quick",
+            "--seeds",
+            "0",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    report = json.loads(out_json.read_text())
+    # Two trainings, the same seed, with and without prompt augmentation.
+    assert [t["prompt_augment"] for t in report["trainings"]] == [True, False]
+    assert report["trainings"][0]["prompt_shift"] >= 2
+    assert report["trainings"][1]["prompt_shift"] is None
+    for key in ("with", "without"):
+        res = report["results"][key]
+        # QUICK: 2 objects, 3 propagated frames; every IoU is a real number in [0, 1].
+        assert list(res["per_distance"]) == ["1", "2", "3"] and res["final"]["n"] == 2
+        assert all(0.0 <= d["mean"] <= 1.0 for d in res["per_distance"].values())
+    assert report["sizes"]["chosen"] == "rule"
+    md = out_md.read_text()
+    assert "| **last frame** |" in md and "QUICK" in md and md.strip() in proc.stdout
+
+
 # ----------------------------------------------------------------------------- bench_memory
 @pytest.mark.skipif(
     sys.platform != "linux" or not Path("/proc/self/clear_refs").exists(),

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage as ndi
 from torch.utils.data import DataLoader
 
 from rescunet_ij.config import NormalizationConfig
-from rescunet_ij.data.dataset import EpochSampler, WindowDataset, foreground_fraction
+from rescunet_ij.data.dataset import (
+    EpochSampler,
+    PromptAugment,
+    WindowDataset,
+    foreground_fraction,
+)
 from rescunet_ij.data.samples import samples_from_masks
 from rescunet_ij.errors import DataError
 from rescunet_ij.io.training_set import TrainingSample
@@ -103,7 +110,7 @@ def test_training_windows_are_jittered_and_reproducible(samples):
 
 
 def test_augmentation_keeps_image_and_masks_aligned():
-    ds = _ds([_l_shape_sample()], input_size=48, window=48, prompt_perturbation=0.0)
+    ds = _ds([_l_shape_sample()], input_size=48, window=48)
     looks = set()
     for epoch in range(40):
         item = ds[(epoch, 0)]
@@ -129,25 +136,89 @@ def test_augmentation_keeps_image_and_masks_aligned():
 def test_intensity_jitter_changes_values_not_geometry():
     s = _l_shape_sample()
     plain = _ds([s], input_size=48, window=48, augment=False, train=False)[0]["image"]
-    jittered = [
-        _ds([s], input_size=48, window=48, seed=k, prompt_perturbation=0.0)[0]["image"]
-        for k in range(5)
-    ]
+    jittered = [_ds([s], input_size=48, window=48, seed=k)[0]["image"] for k in range(5)]
     assert any(
         not torch.allclose(j.sort().values, plain.sort().values, atol=1e-3) for j in jittered
     )
 
 
-def test_prompt_perturbation():
-    ds = _ds([_l_shape_sample()], input_size=48, window=48, prompt_perturbation=1.0)
+def _blob_sample(name="blob", size=90, shift=(0, 0)):
+    """A round object well inside a 48-pixel window, its prompt ``shift`` pixels away."""
+    yy, xx = np.mgrid[:size, :size]
+    m = np.hypot(yy - size / 2, xx - size / 2) < 11
+    prev = np.roll(m, shift, axis=(0, 1))
+    return TrainingSample(np.where(m, 1000, 100).astype(np.uint16), m, prev, name)
+
+
+def _prompts(ds, epochs, idx=0):
+    return [ds[(e, idx)]["prev_mask"][0].numpy() > 0.5 for e in epochs]
+
+
+def test_imperfect_prompts_stay_within_their_limits():
+    aug = PromptAugment(max_shift=4, fraction=1.0)
+    kw = dict(input_size=48, window=48, augment=False)
+    exact = _prompts(_ds([_blob_sample()], **kw), range(40))
+    wrong = _prompts(_ds([_blob_sample()], prompt_augment=aug, **kw), range(40))
+    square = np.ones((2 * aug.reach + 1,) * 2, bool)  # reach pixels along each axis
+    areas, moves = [], []
+    for e, (a, w) in enumerate(zip(exact, wrong)):
+        assert w.any(), f"epoch {e}: the prompt vanished"
+        assert not (w & ~ndi.binary_dilation(a, square)).any(), f"epoch {e}: reaches too far"
+        assert not (ndi.binary_erosion(a, square) & ~w).any(), f"epoch {e}: lost its core"
+        (ya, xa), (yw, xw) = np.argwhere(a).mean(0), np.argwhere(w).mean(0)
+        moves.append(max(abs(yw - ya), abs(xw - xa)))
+        areas.append(w.sum() / a.sum())
+    assert max(moves) <= aug.max_shift + 1.5 and max(moves) >= 2  # shifted, within the limit
+    assert min(areas) < 0.8 and max(areas) > 1.2  # eroded and dilated
+    assert sum(not np.array_equal(a, w) for a, w in zip(exact, wrong)) >= 38
+
+
+def test_boundary_flips_drop_and_add_boundary_pixels_only():
+    aug = PromptAugment(max_shift=0, fraction=1.0, max_morph=0, max_flip=0.5)
+    kw = dict(input_size=48, window=48, augment=False)
+    exact = _prompts(_ds([_blob_sample()], **kw), range(10))
+    wrong = _prompts(_ds([_blob_sample()], prompt_augment=aug, **kw), range(10))
+    for a, w in zip(exact, wrong):
+        ring = ndi.binary_dilation(a) & ~ndi.binary_erosion(a)
+        changed = a ^ w
+        assert changed.any() and not (changed & ~ring).any()
+
+
+def test_prompt_augmentation_is_seeded_per_epoch_and_leaves_other_draws_alone(samples):
+    aug = PromptAugment(max_shift=3, fraction=0.5)
+    plain, wrong = _ds(samples), _ds(samples, prompt_augment=aug)
     changed = 0
-    for epoch in range(10):
-        item = ds[(epoch, 0)]
-        prev, tgt = item["prev_mask"][0] > 0.5, item["target"] == 1
-        iou = (prev & tgt).sum().item() / (prev | tgt).sum().item()
-        assert 0.2 < iou <= 1.0 and prev.any()
-        changed += iou < 1.0
-    assert changed >= 8  # erosion never empties the prompt, so nearly every draw differs
+    for i in range(len(samples)):
+        a, b = plain[(1, i)], wrong[(1, i)]
+        for k in ("image", "target", "weight"):  # same window, flips and intensities
+            assert torch.equal(a[k], b[k])
+        assert torch.equal(b["prev_mask"], wrong[(1, i)]["prev_mask"])  # reproducible
+        changed += not torch.equal(a["prev_mask"], b["prev_mask"])
+    assert 0.2 * len(samples) <= changed <= 0.8 * len(samples)  # about half of them
+    other = sum(
+        not torch.equal(wrong[(1, i)]["prev_mask"], wrong[(2, i)]["prev_mask"])
+        for i in range(len(samples))
+    )
+    assert other >= len(samples) // 2  # another epoch, other draws
+    none = _ds(samples, prompt_augment=PromptAugment(max_shift=3, fraction=0.0))
+    assert all(torch.equal(none[(1, i)]["prev_mask"], plain[(1, i)]["prev_mask"]) for i in range(3))
+
+
+def test_validation_prompts_are_never_augmented(samples):
+    aug = PromptAugment(max_shift=5, fraction=1.0)
+    val = _ds(samples, train=False, prompt_augment=aug)
+    exact = _ds(samples, train=False)
+    assert val.prompt_augment is None
+    for i in range(len(samples)):
+        assert torch.equal(val[(3, i)]["prev_mask"], exact[(3, i)]["prev_mask"])
+
+
+def test_prompt_augment_settings_are_checked():
+    with pytest.raises(DataError, match="max_shift >= 0"):
+        PromptAugment(max_shift=-1)
+    with pytest.raises(DataError, match="fraction and max_flip in 0..1"):
+        PromptAugment(max_shift=2, fraction=1.5)
+    assert PromptAugment(max_shift=4).reach == 4 + 2 + 1
 
 
 def test_object_larger_than_window_and_sample_smaller_than_window():
@@ -277,3 +348,20 @@ def test_weighted_cross_entropy_and_iou():
     assert torch.allclose(weighted_cross_entropy(logits, target, w), ce[0].sum() / 32)
     iou = iou_per_sample(logits, target)
     assert iou.tolist() == [0.5, 1.0]  # 8 of 16 pixels; empty prediction of an empty target
+
+
+def test_prompt_augment_settings_in_the_training_config():
+    from rescunet_ij.config import TrainConfig, make_config
+    from rescunet_ij.errors import ConfigError
+
+    cfg = TrainConfig()
+    assert cfg.prompt_augment and cfg.prompt_shift is None and cfg.prompt_augment_fraction == 0.5
+    # A model file written before these settings existed still loads, with the defaults.
+    old = json.loads(cfg.model_dump_json())
+    for key in ("prompt_augment", "prompt_shift", "prompt_augment_fraction"):
+        del old[key]
+    assert TrainConfig.model_validate_json(json.dumps(old)) == cfg
+    with pytest.raises(ConfigError, match="prompt shift.*allowed: 0..1024"):
+        make_config(TrainConfig, prompt_shift=-1)
+    with pytest.raises(ConfigError, match="prompt augment fraction"):
+        make_config(TrainConfig, prompt_augment_fraction=1.5)

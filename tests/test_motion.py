@@ -10,9 +10,7 @@ from test_propagate import make_propagator, movie_of
 
 from rescunet_ij import api, geometry
 from rescunet_ij.config import PropagateConfig
-from rescunet_ij.demo import labels_to_outlines
-from rescunet_ij.propagate import ObjectLostWarning
-from rescunet_ij.propagate.motion import (
+from rescunet_ij.data.motion import (
     NO_SHIFT,
     Shift,
     confirm_field_shift,
@@ -20,6 +18,8 @@ from rescunet_ij.propagate.motion import (
     estimate_object_shift,
     shift_mask,
 )
+from rescunet_ij.demo import labels_to_outlines
+from rescunet_ij.propagate import ObjectLostWarning
 from rescunet_ij.sample_data import apply_drift, drift_random_walk, synthetic_movie
 from rescunet_ij.types import ObjectMask, ObjectStatus
 

@@ -321,7 +321,7 @@ def test_vanishing_object_warns_is_lost_and_stops():
 
     with pytest.warns(
         ObjectLostWarning,
-        match=r"object 1 lost at frame 6 \(1-based.*fewer than min_area.*correct it and re-propagate",
+        match=r"object 1 lost at frame 6 \(1-based.*fewer than min_area.*correct it and re-",
     ):
         results = list(prop.propagate(state, 0))
 

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tifffile
 
-from rescunet_ij.data.samples import samples_from_masks
-from rescunet_ij.errors import DataError, OutputExistsError
+from rescunet_ij.data.motion import NO_SHIFT
+from rescunet_ij.data.samples import sample_shifts, samples_from_masks
+from rescunet_ij.errors import ConfigError, DataError, OutputExistsError
 from rescunet_ij.io import training_set as ts
 from rescunet_ij.io.training_set import (
     META_FILE,
@@ -24,7 +25,7 @@ from rescunet_ij.io.training_set import (
     write_training_set,
     write_training_zip,
 )
-from rescunet_ij.sample_data import synthetic_movie
+from rescunet_ij.sample_data import synthetic_movie, with_drift
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +99,82 @@ def test_samples_from_masks_large_object_gets_a_larger_crop():
     cur = np.roll(prev, 10, axis=0)
     (s,) = samples_from_masks(planes, {1: {0: prev, 1: cur}}, (32, 32))
     assert s.shape[0] >= 90 + 32 and s.mask.sum() == cur.sum() and s.prev_mask.sum() == prev.sum()
+
+
+# ----------------------------------------------------------------------------- motion compensation
+DRIFT = (24, 32)  # pixels per frame: more than the objects' size and the 32-pixel window's half
+
+
+@pytest.fixture(scope="module")
+def drifting():
+    """A 5-frame movie whose field moves by DRIFT every frame (objects barely move on their own)."""
+    sim = synthetic_movie(5, (96, 96), n_objects=3, radius=(7.0, 10.0), speed=0.5, seed=5)
+    return with_drift(sim, DRIFT, seed=5)
+
+
+def _masks(movie, objects=(1, 2, 3)):
+    return {o: {t: movie.labels[t] == o for t in range(len(movie.labels))} for o in objects}
+
+
+def _iou(a, b):
+    return np.count_nonzero(a & b) / max(np.count_nonzero(a | b), 1)
+
+
+def test_with_drift_moves_the_field_by_the_drift(drifting):
+    for t in range(4):
+        a, b = drifting.labels[t] == 1, drifting.labels[t + 1] == 1
+        (ya, xa), (yb, xb) = (np.argwhere(m).mean(0) for m in (a, b))
+        assert abs(yb - ya - DRIFT[0]) < 3 and abs(xb - xa - DRIFT[1]) < 3
+
+
+@pytest.mark.parametrize("motion", ["auto", "global", "object"])
+def test_prompts_are_motion_compensated(drifting, motion):
+    on = samples_from_masks(drifting.images, _masks(drifting), 32, motion=motion)
+    off = samples_from_masks(drifting.images, _masks(drifting), 32, motion="off")
+    assert [s.name for s in on] == [s.name for s in off] and len(on) == 3 * 4
+    # Uncompensated, the previous mask lies a drift away from the object: no overlap at all.
+    assert max(_iou(s.mask, s.prev_mask) for s in off) == 0.0
+    # Moved as the engine moves it, the prompt covers the object again (it deforms a little).
+    ious = [_iou(s.mask, s.prev_mask) for s in on]
+    assert min(ious) > 0.6 and np.mean(ious) > 0.8
+    for s in on:  # the crop is cut around the moved prompt and still holds the whole object
+        t, obj = int(s.name[1:5]) - 1, int(s.name[-4:])
+        assert s.mask.sum() == (drifting.labels[t] == obj).sum()
+        assert s.prev_mask.sum() == (drifting.labels[t - 1] == obj).sum()
+        assert max(s.shape) <= 2 * 32 + 8  # not stretched over the drift
+
+
+def test_sample_shifts_follow_the_drift_once_per_frame_pair(drifting):
+    shifts = sample_shifts(drifting.images, _masks(drifting), 32, "global")
+    assert sorted(shifts) == [(o, t) for o in (1, 2, 3) for t in (1, 2, 3, 4)]
+    for t in (1, 2, 3, 4):  # one global estimate per frame pair, shared by its objects
+        assert len({shifts[o, t] for o in (1, 2, 3)}) == 1
+        s = shifts[1, t]
+        assert s.source == "global" and abs(s.dy - DRIFT[0]) <= 2 and abs(s.dx - DRIFT[1]) <= 2
+    assert set(sample_shifts(drifting.images, _masks(drifting), 32, "off").values()) == {NO_SHIFT}
+
+
+def test_given_shifts_are_used_and_a_bad_mode_is_refused(drifting):
+    masks = _masks(drifting, (1,))
+    shifts = sample_shifts(drifting.images, masks, 32, "object")
+    assert all(s.source == "object" for s in shifts.values())
+    same = samples_from_masks(drifting.images, masks, 32, shifts=shifts, motion="off")
+    for a, b in zip(same, samples_from_masks(drifting.images, masks, 32, motion="object")):
+        np.testing.assert_array_equal(a.prev_mask, b.prev_mask)
+    with pytest.raises(ConfigError, match="motion must be one of auto, off, global, object"):
+        samples_from_masks(drifting.images, masks, 32, motion="drift")
+
+
+def test_motion_of_a_multichannel_movie_is_that_of_its_channel_mean(drifting):
+    # Two channels of the same scene (one dimmer): the shifts are those of the single channel.
+    two = np.stack([drifting.images, drifting.images // 2], axis=1)
+    masks = _masks(drifting, (2,))
+    mean = drifting.images.astype(np.float32) * 0.75
+    pairs = (sample_shifts(two, masks, 32, "auto"), sample_shifts(mean, masks, 32, "auto"))
+    moves = [{k: (v.dy, v.dx, v.source) for k, v in p.items()} for p in pairs]
+    assert moves[0] == moves[1] and len(moves[0]) == 4
+    (s,) = samples_from_masks(two[:2], {2: {t: drifting.labels[t] == 2 for t in (0, 1)}}, 32)
+    assert s.image.shape[0] == 2 and _iou(s.mask, s.prev_mask) > 0.6
 
 
 # ----------------------------------------------------------------------------- folders

@@ -46,6 +46,7 @@ from ._training import (
     train,
     train_config,
     training_set_info,
+    training_set_sizes,
 )
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ __all__ = [
     "train",
     "train_config",
     "training_set_info",
+    "training_set_sizes",
     "write_labels",
     "write_movie",
     "write_outlines",

@@ -199,7 +199,8 @@ def export_training_set(
     out_dir
         Folder to create (PyJAMAS layout, see :func:`rescunet_ij.api.make_training_set`).
     subimage_size
-        Window around each object in native pixels (default 64).
+        Window around each object in native pixels (default: chosen from the outlines; see
+        :func:`rescunet_ij.api.make_training_set`).
     identity
         How ROIs in different frames are matched to objects.
     channel, z

@@ -48,6 +48,7 @@ __all__ = [
     "MAX_SUBIMAGE_SIZE",
     "MAX_BATCH_SIZE",
     "MAX_EPOCHS",
+    "MAX_PROMPT_SHIFT",
 ]
 
 DEVICE_PATTERN = r"^(auto|cpu|mps|cuda(:\d+)?)$"
@@ -68,6 +69,8 @@ MAX_EPOCHS = 100_000
 """Most training epochs; also the most any patience setting can be."""
 MAX_SEED = 2**64 - 1
 """Largest random seed (torch.manual_seed's limit)."""
+MAX_PROMPT_SHIFT = MAX_SUBIMAGE_SIZE // 4
+"""Largest random prompt shift in training, native pixels (a quarter of the largest window)."""
 
 
 class _Strict(BaseModel):
@@ -302,6 +305,33 @@ class TrainConfig(_Strict):
         default=5.0, gt=0.0, le=1000.0, description="edge weight width sigma, pixels"
     )
     augment: bool = Field(default=True, description="flips, 90-degree rotations, intensity jitter")
+    prompt_augment: bool = Field(
+        default=True,
+        description="train on imperfect prompts: the previous mask of a share of the training "
+        "windows is shifted, dilated or eroded by 1-2 pixels and loses or gains boundary pixels, "
+        "as after a few propagated frames, so small errors do not compound (independent of "
+        "augment)",
+    )
+    prompt_shift: int | None = Field(
+        default=None,
+        ge=0,
+        le=MAX_PROMPT_SHIFT,
+        description="largest random prompt shift, native pixels; None = the 90th percentile of "
+        "the training samples' displacement between previous and current mask (at least 2, at "
+        "most a quarter of the window)",
+    )
+    prompt_augment_fraction: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="share of the training windows whose prompt is made imperfect",
+    )
+    prompt_motion: Literal["auto", "off", "global", "object"] | None = Field(
+        default=None,
+        description="the motion compensation the training set's prompts were made with, "
+        "recorded with the model so propagation can use the same (api.train copies it from the "
+        "set; None = unknown, e.g. a PyJAMAS set)",
+    )
     seed: int = Field(default=0, ge=0, le=MAX_SEED)
     device: str = Field(default="auto", pattern=DEVICE_PATTERN)
     mixed_precision: bool | Literal["auto"] = Field(

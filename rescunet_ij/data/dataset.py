@@ -7,11 +7,19 @@ the loss (:func:`weight_map`, also exported by :mod:`rescunet_ij.train.loss`).
 Randomness is a pure function of ``(seed, epoch, index)``, so an epoch gives the same windows
 whatever the number of DataLoader workers, and workers never repeat each other's draws. Index the
 dataset with ``(epoch, index)`` pairs (see :class:`EpochSampler`) or call :meth:`set_epoch`.
+
+**Imperfect prompts** (:class:`PromptAugment`, training windows only): after a few propagated
+frames the prompt is the network's own, slightly wrong, prediction. So a share of the training
+prompts is made wrong the same ways: shifted by up to the objects' typical displacement,
+dilated or eroded by 1-2 pixels, and with boundary pixels dropped or added. The draws come from
+their own generator, so switching this on or off leaves every other draw (window position,
+flips, intensities) of an item unchanged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,7 +32,7 @@ from ..io.training_set import TrainingSample
 from ..types import bounding_box
 from .windows import clamp_origin, extract_windows, to_network
 
-__all__ = ["EpochSampler", "WindowDataset", "foreground_fraction", "weight_map"]
+__all__ = ["EpochSampler", "PromptAugment", "WindowDataset", "foreground_fraction", "weight_map"]
 
 MIN_JITTER = 3
 """Smallest window shift (pixels) drawn in training, even when the object nearly fills it."""
@@ -103,6 +111,48 @@ def foreground_fraction(targets: Sequence[np.ndarray] | np.ndarray) -> float:
     return float(np.clip(fg / max(total, 1), 0.01, 0.99))
 
 
+@dataclass(frozen=True)
+class PromptAugment:
+    """How training prompts are made imperfect (see the module docstring).
+
+    Attributes
+    ----------
+    max_shift
+        Largest shift along each axis, native pixels (drawn uniformly in
+        ``-max_shift..max_shift``).
+    fraction
+        Share of the training windows whose prompt is changed (the others keep the exact one,
+        as after a user's correction).
+    max_morph
+        Largest dilation or erosion, pixels (drawn in ``-max_morph..max_morph``; 0 = none).
+    max_flip
+        Largest share of the boundary pixels dropped from (inner ring) or added to (outer ring)
+        the prompt; drawn uniformly in ``0..max_flip``.
+    """
+
+    max_shift: int
+    fraction: float = 0.5
+    max_morph: int = 2
+    max_flip: float = 0.3
+
+    def __post_init__(self) -> None:
+        if self.max_shift < 0 or self.max_morph < 0:
+            raise DataError(
+                f"prompt augmentation needs max_shift >= 0 and max_morph >= 0, got "
+                f"{self.max_shift} and {self.max_morph}"
+            )
+        if not (0.0 <= self.fraction <= 1.0 and 0.0 <= self.max_flip <= 1.0):
+            raise DataError(
+                f"prompt augmentation needs fraction and max_flip in 0..1, got {self.fraction} "
+                f"and {self.max_flip}"
+            )
+
+    @property
+    def reach(self) -> int:
+        """How far (pixels, along each axis) an augmented prompt can reach from the original."""
+        return self.max_shift + self.max_morph + (1 if self.max_flip > 0 else 0)
+
+
 class EpochSampler(Sampler):
     """Yields ``(epoch, index)`` pairs: a seeded shuffle per epoch (or the plain order).
 
@@ -145,8 +195,8 @@ class WindowDataset(Dataset):
     normalization
         Intensity scaling (for ``max`` mode, ``max_value`` must be set).
     augment
-        Random flips, 90-degree rotations (square inputs only), intensity jitter and occasional
-        prompt perturbations; used only when ``train`` is true.
+        Random flips, 90-degree rotations (square inputs only) and intensity jitter; used only
+        when ``train`` is true.
     w0, sigma
         Border term of the loss weights (see :func:`weight_map`).
     fg_fraction
@@ -157,9 +207,9 @@ class WindowDataset(Dataset):
     train
         Training mode: windows are jittered around the object. ``False`` gives deterministic,
         centred windows (validation).
-    prompt_perturbation
-        Probability that the previous mask is slightly dilated, eroded or shifted (training with
-        augmentation only), so the network learns to correct imperfect prompts.
+    prompt_augment
+        Imperfect prompts (:class:`PromptAugment`), used only when ``train`` is true (never for
+        validation), whether or not ``augment`` is; ``None``: the exact prompts.
 
     Notes
     -----
@@ -181,7 +231,7 @@ class WindowDataset(Dataset):
         fg_fraction: float | None = None,
         seed: int = 0,
         train: bool = True,
-        prompt_perturbation: float = 0.1,
+        prompt_augment: PromptAugment | None = None,
     ) -> None:
         samples = list(samples)
         if not samples:
@@ -199,7 +249,7 @@ class WindowDataset(Dataset):
         self.w0 = float(w0)
         self.sigma = float(sigma)
         self.seed = int(seed)
-        self.prompt_perturbation = float(prompt_perturbation)
+        self.prompt_augment = prompt_augment if self.train else None
         self.epoch = 0
         self.names = [s.name for s in samples]
 
@@ -268,9 +318,12 @@ class WindowDataset(Dataset):
         return out[0], out[1]
 
     def _cut(
-        self, idx: int, origin: tuple[int, int]
+        self, idx: int, origin: tuple[int, int], prev: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Cut and scale one window: image (C,H,W) normalised, target (H,W), prompt (1,H,W)."""
+        """Cut and scale one window: image (C,H,W) normalised, target (H,W), prompt (1,H,W).
+
+        ``prev`` is the prompt's native window when it was made imperfect (else it is cut).
+        """
         origins = [origin]
         img = np.stack(
             [
@@ -279,11 +332,46 @@ class WindowDataset(Dataset):
             ]
         )
         tgt = extract_windows(self._masks[idx], origins, self.window, pad_mode="constant")
-        prev = extract_windows(self._prev[idx], origins, self.window, pad_mode="constant")
+        if prev is None:
+            prev = extract_windows(self._prev[idx], origins, self.window, pad_mode="constant")
         image = to_network(img[None], self.input_size, normalization=self.normalization)[0]
         target = to_network(tgt, self.input_size, is_mask=True)[0, 0]
         prompt = to_network(prev, self.input_size, is_mask=True)[0]
         return image, target, prompt
+
+    def _imperfect_prompt(
+        self, idx: int, origin: tuple[int, int], rng: np.random.Generator
+    ) -> np.ndarray | None:
+        """The prompt's native ``(1, h, w)`` window made imperfect, or ``None`` (not this time).
+
+        Shifted by whole pixels (cut from a moved origin, so parts from outside the window come
+        in), dilated or eroded, then boundary pixels dropped or added; all on a window grown by
+        a margin so the window's edge does not erode. A prompt that would vanish stays exact.
+        """
+        aug = self.prompt_augment
+        if aug is None or rng.random() >= aug.fraction:
+            return None
+        s, m = aug.max_shift, aug.max_morph + 2
+        dy, dx = (int(v) for v in rng.integers(-s, s + 1, size=2))
+        morph = int(rng.integers(-aug.max_morph, aug.max_morph + 1))
+        flip = float(rng.uniform(0.0, aug.max_flip))
+        (wh, ww), (y0, x0) = self.window, origin
+        grown = (wh + 2 * m, ww + 2 * m)
+        out = extract_windows(
+            self._prev[idx], [(y0 - dy - m, x0 - dx - m)], grown, pad_mode="constant"
+        )[0]
+        out = out.astype(bool)
+        if morph > 0:
+            out = ndi.binary_dilation(out, iterations=morph)
+        elif morph < 0:
+            out = ndi.binary_erosion(out, iterations=-morph)
+        if flip > 0 and out.any():
+            inner = out & ~ndi.binary_erosion(out)
+            outer = ndi.binary_dilation(out) & ~out
+            draw = rng.random(out.shape) < flip
+            out = (out & ~(inner & draw)) | (outer & draw)
+        out = out[m : m + wh, m : m + ww]
+        return out[None].astype(np.uint8) if out.any() else None
 
     # ------------------------------------------------------------------------- augmentation
 
@@ -324,25 +412,7 @@ class WindowDataset(Dataset):
                 rng.normal(0.0, std, size=tuple(image.shape)).astype(np.float32)
             )
 
-        if rng.random() < self.prompt_perturbation:
-            prompt = self._perturb_prompt(prompt, rng)
         return image.contiguous(), target.contiguous(), prompt.contiguous()
-
-    @staticmethod
-    def _perturb_prompt(prompt: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        """A slightly wrong prompt: dilated, eroded or shifted by 1-3 pixels."""
-        m = prompt[0].numpy() > 0.5
-        kind = int(rng.integers(0, 3))
-        if kind == 0:
-            out = ndi.binary_dilation(m, iterations=int(rng.integers(1, 3)))
-        elif kind == 1:
-            out = ndi.binary_erosion(m, iterations=int(rng.integers(1, 3)))
-        else:
-            dy, dx = (int(v) for v in rng.integers(-3, 4, size=2))
-            out = ndi.shift(m.astype(np.uint8), (dy, dx), order=0, mode="constant", cval=0) > 0
-        if not out.any():  # erosion or a shift must not erase the prompt
-            return prompt
-        return torch.from_numpy(out.astype(np.float32))[None]
 
     # ------------------------------------------------------------------------- items
 
@@ -357,7 +427,13 @@ class WindowDataset(Dataset):
         if self._cache is not None and idx in self._cache:
             return self._cache[idx]
         rng = np.random.default_rng([self.seed, epoch, idx]) if self.train else None
-        image, target, prompt = self._cut(idx, self._origin(idx, rng))
+        origin = self._origin(idx, rng)
+        prev = None
+        if self.prompt_augment is not None:  # its own draws: the others do not depend on it
+            prev = self._imperfect_prompt(
+                idx, origin, np.random.default_rng([self.seed, epoch, idx, 1])
+            )
+        image, target, prompt = self._cut(idx, origin, prev)
         if self.augment and rng is not None:
             image, target, prompt = self._augment(image, target, prompt, rng)
         mask = target.numpy() > 0.5

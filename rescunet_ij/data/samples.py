@@ -5,19 +5,28 @@ and in frame t-1 (the prompt). Crops are larger than the network window (about t
 so the training dataset can move the window around the object
 (:class:`rescunet_ij.data.dataset.WindowDataset`). How samples are stored on disk is
 :mod:`rescunet_ij.io.training_set`'s business.
+
+The prompt is **motion-compensated** exactly as propagation will do it
+(:mod:`rescunet_ij.data.motion`): the previous mask is moved by the frame pair's global shift and
+the object's own refinement before the crop is cut, so the network learns from the prompts it
+will be given (:func:`sample_shifts` says by how much each one moved).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 
 from ..errors import DataError
 from ..io.training_set import TrainingSample, warn_skipped
-from ..types import bounding_box
+from ..types import ObjectMask, bounding_box
+from .motion import NO_SHIFT, Shift, check_motion_mode, global_motion, object_motion, shift_mask
 
-__all__ = ["TrainingSample", "samples_from_masks"]
+__all__ = ["SampleKey", "TrainingSample", "frame_shifts", "sample_shifts", "samples_from_masks"]
+
+SampleKey = tuple[int, int]
+"""``(object id, frame)``: the sample of that object in that frame (its prompt is frame - 1)."""
 
 
 def _crop_range(p0: int, p1: int, u0: int, u1: int, size_w: int, length: int) -> tuple[int, int]:
@@ -38,6 +47,119 @@ def _window(window: int | tuple[int, int]) -> tuple[int, int]:
     if wh < 1 or ww < 1:
         raise DataError(f"window must be positive, got {(wh, ww)}")
     return int(wh), int(ww)
+
+
+def _checked_planes(planes: np.ndarray) -> np.ndarray:
+    planes = np.asarray(planes)
+    if planes.ndim not in (3, 4):
+        raise DataError(
+            "planes must be (frames, Y, X) or (frames, C, Y, X), got an array of shape "
+            f"{planes.shape}"
+        )
+    return planes
+
+
+def _pairs(
+    planes: np.ndarray, masks: Mapping[int, Mapping[int, np.ndarray]]
+) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
+    """``(frame, object, mask, previous mask)`` of every sample, checked, by object then frame."""
+    n, (height, width) = planes.shape[0], planes.shape[-2:]
+    for obj in sorted(masks):
+        frames = masks[obj]
+        for t in sorted(frames):
+            if not 0 <= t < n:
+                raise DataError(
+                    f"object {obj} has a mask in frame {t + 1} but the movie has {n} frame(s); "
+                    "masks must belong to frames of this movie"
+                )
+            cur = np.asarray(frames[t], dtype=bool)
+            if cur.shape != (height, width):
+                raise DataError(
+                    f"the mask of object {obj} in frame {t + 1} is {cur.shape[0]}x{cur.shape[1]} "
+                    f"pixels but the movie is {height}x{width}; masks must cover the whole frame"
+                )
+            if t - 1 in frames:
+                yield t, obj, cur, np.asarray(frames[t - 1], dtype=bool)
+
+
+def frame_shifts(
+    planes: np.ndarray, masks: Mapping[int, Mapping[int, np.ndarray]], motion: str = "auto"
+) -> dict[int, Shift]:
+    """The global shift of every frame pair that has a sample, keyed by the later frame.
+
+    Parameters
+    ----------
+    planes, masks
+        As for :func:`samples_from_masks`.
+    motion
+        One of :data:`~rescunet_ij.data.motion.MOTION_MODES` (``off``: no shift).
+
+    Returns
+    -------
+    dict
+        ``{frame: Shift}``: :func:`~rescunet_ij.data.motion.global_motion` from ``frame - 1``
+        to ``frame``, confirmed by the frame's objects.
+    """
+    check_motion_mode(motion)
+    planes = _checked_planes(planes)
+    prompts: dict[int, list[ObjectMask]] = {}
+    for t, _obj, _cur, prev in _pairs(planes, masks):
+        if prev.any():  # the objects confirm the field's shift, as in propagation
+            prompts.setdefault(t, []).append(ObjectMask.from_full(prev))
+    return {t: global_motion(planes[t - 1], planes[t], motion, prompts[t]) for t in sorted(prompts)}
+
+
+def sample_shifts(
+    planes: np.ndarray,
+    masks: Mapping[int, Mapping[int, np.ndarray]],
+    window: int | tuple[int, int],
+    motion: str = "auto",
+    *,
+    global_shifts: Mapping[int, Shift] | None = None,
+) -> dict[SampleKey, Shift]:
+    """The shift each sample's prompt is moved by, as the propagation engine would move it.
+
+    The global shift is estimated once per frame pair (:func:`frame_shifts`), then refined per
+    object (:func:`~rescunet_ij.data.motion.object_motion`, searching half the larger window
+    side around it) for the ``object`` and ``auto`` modes.
+
+    Parameters
+    ----------
+    planes, masks, window
+        As for :func:`samples_from_masks`.
+    motion
+        One of :data:`~rescunet_ij.data.motion.MOTION_MODES`.
+    global_shifts
+        :func:`frame_shifts` when already computed for this ``motion``.
+
+    Returns
+    -------
+    dict
+        ``{(object id, frame): Shift}`` for every object and frame ``t`` with masks in ``t`` and
+        ``t - 1`` (:data:`~rescunet_ij.data.motion.NO_SHIFT` when its previous mask is empty).
+
+    Raises
+    ------
+    ConfigError
+        If ``motion`` is not a motion mode.
+    DataError
+        If a mask's size differs from the planes' or a frame index is outside the movie.
+    """
+    check_motion_mode(motion)
+    planes, win = _checked_planes(planes), _window(window)
+    if global_shifts is None:
+        global_shifts = frame_shifts(planes, masks, motion)
+    out: dict[SampleKey, Shift] = {}
+    for t, obj, _cur, prev in _pairs(planes, masks):
+        prompt = ObjectMask.from_full(prev)
+        if motion == "off" or prompt.area == 0:
+            out[obj, t] = NO_SHIFT
+            continue
+        start = global_shifts.get(t, NO_SHIFT)
+        out[obj, t] = object_motion(
+            planes[t - 1], planes[t], prompt, motion, start=start, window=win
+        )
+    return out
 
 
 def _sample(
@@ -65,16 +187,28 @@ def _sample(
     )
 
 
+def _moved(prev: np.ndarray, shift: Shift) -> np.ndarray:
+    """The full-frame previous mask moved by ``shift`` (clipped to the frame)."""
+    if shift.dy == 0 and shift.dx == 0:
+        return prev
+    return shift_mask(ObjectMask.from_full(prev), shift, prev.shape).to_full(prev.shape)
+
+
 def samples_from_masks(
     planes: np.ndarray,
     masks: Mapping[int, Mapping[int, np.ndarray]],
     window: int | tuple[int, int],
+    *,
+    motion: str = "auto",
+    shifts: Mapping[SampleKey, Shift] | None = None,
 ) -> list[TrainingSample]:
     """Cut training samples from a movie and per-object masks.
 
     One sample is made for every object and frame ``t`` that has masks of that object in frames
-    ``t`` and ``t - 1``. Its crop is about twice the window (at least the bounding box of both
-    masks plus one window), centred on the previous mask and clipped to the image.
+    ``t`` and ``t - 1``. The previous mask is first moved by the motion the propagation engine
+    would estimate (``motion``; see :func:`sample_shifts`), so the stored ``prev_mask`` is the
+    motion-compensated prompt. The crop is about twice the window (at least the bounding box of
+    both masks plus one window), centred on that prompt and clipped to the image.
 
     Parameters
     ----------
@@ -84,6 +218,13 @@ def samples_from_masks(
         ``masks[object_id][frame]`` is the ``(Y, X)`` bool mask of that object in that frame.
     window
         The native-pixel window size ``(h, w)`` (or one int) the network will see.
+    motion
+        Motion compensation of the prompts, one of
+        :data:`~rescunet_ij.data.motion.MOTION_MODES` (``off``: the previous mask as it is).
+        Use the mode the model will propagate with.
+    shifts
+        The shifts of :func:`sample_shifts` when already computed (``motion`` is then not
+        used); missing samples are not moved.
 
     Returns
     -------
@@ -93,6 +234,8 @@ def samples_from_masks(
 
     Raises
     ------
+    ConfigError
+        If ``motion`` is not a motion mode.
     DataError
         If a mask's size differs from the planes' or a frame index is outside the movie.
 
@@ -100,39 +243,23 @@ def samples_from_masks(
     -----
     UserWarning
         Once, naming each (object, 1-based frame) skipped because its mask or previous mask is
-        empty.
+        empty (or its moved previous mask left the frame).
     """
-    planes = np.asarray(planes)
-    if planes.ndim not in (3, 4):
-        raise DataError(
-            "planes must be (frames, Y, X) or (frames, C, Y, X), got an array of shape "
-            f"{planes.shape}"
-        )
-    win = _window(window)
-    n, (height, width) = planes.shape[0], planes.shape[-2:]
+    planes, win = _checked_planes(planes), _window(window)
+    if shifts is None:
+        shifts = sample_shifts(planes, masks, win, motion)
     out: list[tuple[int, int, TrainingSample]] = []
     skipped: list[str] = []
-    for obj in sorted(masks):
-        frames = masks[obj]
-        for t in sorted(frames):
-            if not 0 <= t < n:
-                raise DataError(
-                    f"object {obj} has a mask in frame {t + 1} but the movie has {n} frame(s); "
-                    "masks must belong to frames of this movie"
-                )
-            cur = np.asarray(frames[t], dtype=bool)
-            if cur.shape != (height, width):
-                raise DataError(
-                    f"the mask of object {obj} in frame {t + 1} is {cur.shape[0]}x{cur.shape[1]} "
-                    f"pixels but the movie is {height}x{width}; masks must cover the whole frame"
-                )
-            if t - 1 not in frames:
-                continue
-            made = _sample(planes, t, obj, cur, np.asarray(frames[t - 1], dtype=bool), win)
-            if isinstance(made, str):
-                skipped.append(made)
-            else:
-                out.append((t, obj, made))
+    for t, obj, cur, prev in _pairs(planes, masks):
+        moved = _moved(prev, shifts.get((obj, t), NO_SHIFT))
+        if prev.any() and not moved.any():
+            skipped.append(f"object {obj} frame {t + 1} (its moved previous mask left the frame)")
+            continue
+        made = _sample(planes, t, obj, cur, moved, win)
+        if isinstance(made, str):
+            skipped.append(made)
+        else:
+            out.append((t, obj, made))
     warn_skipped(skipped, "sample(s) with empty masks")
     out.sort(key=lambda x: (x[0], x[1]))
     return [s for _, _, s in out]

@@ -54,6 +54,7 @@ __all__ = [
     "check_training_set_output",
     "check_training_zip_output",
     "read_training_set",
+    "read_training_set_meta",
     "write_training_set",
     "write_training_zip",
 ]
@@ -708,4 +709,38 @@ def read_training_set(path: str | os.PathLike[str]) -> tuple[list[TrainingSample
     if path.is_file() and zipfile.is_zipfile(path):
         with _open_zip(path) as zf:
             return _read_tree(_ZipPath(zf), f"{path} (zip)", lambda rel: f"{path}:{rel}")
+    raise DataError(f"the training set {path} is not a folder or a .zip file. {_LAYOUT}")
+
+
+def read_training_set_meta(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The metadata of a training set (folder or zip) without reading its samples.
+
+    Parameters
+    ----------
+    path
+        The training-set folder or zip.
+
+    Returns
+    -------
+    dict
+        The contents of ``rescunet_training_set.json``, or ``{}`` if the set has none
+        (PyJAMAS sets).
+
+    Raises
+    ------
+    DataError
+        If the path is missing or not a folder/zip, or holds no sample folders.
+    """
+    path = Path(path)
+    if path.is_dir():
+        root, inner = _locate_root(path, str(path))
+        return _read_meta(root, str(path / inner / META_FILE))
+    if path.is_file() and zipfile.is_zipfile(path):
+        with _open_zip(path) as zf:
+            root, inner = _locate_root(_ZipPath(zf), f"{path} (zip)")
+            return _read_meta(root, f"{path}:{inner}{META_FILE}")
+    if not path.exists():
+        raise DataError(
+            f"the training set {path} does not exist (current folder: {Path.cwd()}). {_LAYOUT}"
+        )
     raise DataError(f"the training set {path} is not a folder or a .zip file. {_LAYOUT}")

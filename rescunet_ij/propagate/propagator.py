@@ -32,20 +32,21 @@ import torch
 
 from .. import geometry
 from ..config import PropagateConfig
+from ..data.motion import (
+    NO_SHIFT,
+    Shift,
+    global_motion,
+    object_motion,
+    search_radius,
+    shift_mask,
+)
 from ..data.windows import extract_windows, from_network, plan_windows, to_network
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
 from ..model.memory import fit_batch_size
-from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline, bounding_box
+from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
+from .canvas import ObjectJob, at_edge, share_pixels, touches_border
 from .frames import frame_index, frame_name, resolve_frame_range
-from .motion import (
-    NO_SHIFT,
-    Shift,
-    confirm_field_shift,
-    estimate_global_shift,
-    estimate_object_shift,
-    shift_mask,
-)
 from .state import PropagationState
 
 if TYPE_CHECKING:
@@ -56,149 +57,8 @@ __all__ = ["ObjectLostWarning", "Propagator"]
 Direction = Literal["forward", "reverse", "both"]
 
 
-def _touches_border(m: ObjectMask, shape: tuple[int, int]) -> bool:
-    """Whether a mask reaches the image border (the object may be partly out of view)."""
-    if m.area == 0:
-        return False
-    box = bounding_box(m.mask)
-    y0, y1, x0, x1 = m.y0 + box[0], m.y0 + box[1], m.x0 + box[2], m.x0 + box[3]
-    return y0 <= 0 or x0 <= 0 or y1 >= shape[0] or x1 >= shape[1]
-
-
-def _at_edge(job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
-    """The job's canvas pixels that lie on the border of the image."""
-    h, w = job.total.shape
-    H, W = plane_shape
-    edge = np.zeros((h, w), dtype=bool)
-    if job.y0 == 0:
-        edge[0, :] = True
-    if job.x0 == 0:
-        edge[:, 0] = True
-    if job.y0 + h == H:
-        edge[-1, :] = True
-    if job.x0 + w == W:
-        edge[:, -1] = True
-    return edge
-
-
-def _share_pixels(jobs: list[_Job], drawn: Mapping[int, ObjectMask], threshold: float) -> None:
-    """Give every pixel to at most one object: the one the network is surest of there.
-
-    Neighbours' windows see each other; where two objects' probabilities both pass the
-    threshold, the lower one is set to 0, so an object cannot swallow (or jump onto) a touching
-    neighbour. Pixels the user drew as another object in this frame belong to that object.
-    Sets ``job.prob`` for every job.
-    """
-    for job in jobs:
-        job.prob = job.probabilities()
-    for i, a in enumerate(jobs):
-        h, w = a.prob.shape
-        for obj, mask in drawn.items():
-            if obj == a.object_id:
-                continue
-            sl_a, sl_m = _intersection((a.y0, a.x0, h, w), (mask.y0, mask.x0, *mask.mask.shape))
-            if sl_a is not None:
-                a.prob[sl_a][mask.mask[sl_m]] = 0.0
-        for b in jobs[i + 1 :]:
-            sl_a, sl_b = _intersection((a.y0, a.x0, h, w), (b.y0, b.x0, *b.prob.shape))
-            if sl_a is None:
-                continue
-            pa, pb = a.prob[sl_a], b.prob[sl_b]  # views: edited in place
-            both = (pa > threshold) & (pb > threshold)
-            if both.any():
-                a_wins = pa >= pb
-                pb[both & a_wins] = 0.0
-                pa[both & ~a_wins] = 0.0
-
-
-def _intersection(a: tuple[int, int, int, int], b: tuple[int, int, int, int]):
-    """Slices into two (y0, x0, h, w) boxes of the plane for their common part, or (None, None)."""
-    y0, x0 = max(a[0], b[0]), max(a[1], b[1])
-    y1, x1 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
-    if y1 <= y0 or x1 <= x0:
-        return None, None
-    sa = (slice(y0 - a[0], y1 - a[0]), slice(x0 - a[1], x1 - a[1]))
-    sb = (slice(y0 - b[0], y1 - b[0]), slice(x0 - b[1], x1 - b[1]))
-    return sa, sb
-
-
-def _gray(plane: np.ndarray) -> np.ndarray:
-    """One 2-D image of a plane for motion estimates (channels averaged)."""
-    return plane if plane.ndim == 2 else plane.mean(axis=0)
-
-
 class ObjectLostWarning(UserWarning):
     """An object was lost: its prediction vanished (below ``min_area``) or failed a sanity check."""
-
-
-class _Job:
-    """One object to predict in the current frame: its prompt, windows and probability canvas."""
-
-    __slots__ = (
-        "count",
-        "cut",
-        "object_id",
-        "origins",
-        "prob",
-        "prompt",
-        "shift",
-        "total",
-        "x0",
-        "y0",
-    )
-
-    def __init__(
-        self,
-        object_id: int,
-        prompt: ObjectMask,
-        origins: list[tuple[int, int]],
-        window: tuple[int, int],
-        plane_shape: tuple[int, int],
-        shift: Shift = NO_SHIFT,
-    ) -> None:
-        self.object_id = object_id
-        self.prompt = prompt  # already moved by `shift`: where the object should be now
-        self.shift = shift
-        self.cut = False  # the object is partly out of view (its area may change for that)
-        self.prob: np.ndarray | None = None  # probabilities after neighbours took their pixels
-        self.origins = origins
-        H, W = plane_shape
-        wh, ww = window
-        if not origins:  # an empty prompt: nothing to look at, the object will count as lost
-            self.y0 = self.x0 = 0
-            self.total = self.count = np.zeros((0, 0), dtype=np.float32)
-            return
-        ys = [o[0] for o in origins]
-        xs = [o[1] for o in origins]
-        # The canvas covers the union of the windows, clipped to the plane (windows of an image
-        # smaller than the window stick out of it; the padding is not part of the result).
-        self.y0, self.x0 = max(min(ys), 0), max(min(xs), 0)
-        y1, x1 = min(max(ys) + wh, H), min(max(xs) + ww, W)
-        self.total = np.zeros((y1 - self.y0, x1 - self.x0), dtype=np.float32)
-        self.count = np.zeros((y1 - self.y0, x1 - self.x0), dtype=np.float32)
-
-    def add(self, origin: tuple[int, int], prob: np.ndarray) -> None:
-        """Accumulate one window's native-scale probabilities on the canvas."""
-        h, w = self.total.shape
-        wy, wx = origin[0] - self.y0, origin[1] - self.x0
-        ys, xs = max(wy, 0), max(wx, 0)
-        ye, xe = min(wy + prob.shape[0], h), min(wx + prob.shape[1], w)
-        if ye <= ys or xe <= xs:
-            return
-        self.total[ys:ye, xs:xe] += prob[ys - wy : ye - wy, xs - wx : xe - wx]
-        self.count[ys:ye, xs:xe] += 1.0
-
-    def probabilities(self) -> np.ndarray:
-        """Average of the overlapping windows (0 where no window reached)."""
-        return np.divide(
-            self.total, self.count, out=np.zeros_like(self.total), where=self.count > 0
-        )
-
-    def prompt_on_canvas(self) -> np.ndarray:
-        """The prompt as a boolean array in canvas coordinates (clipped to the canvas)."""
-        p = self.prompt
-        shifted = ObjectMask(p.y0 - self.y0, p.x0 - self.x0, p.mask)
-        return shifted.to_full(self.total.shape)
 
 
 class Propagator:
@@ -252,11 +112,7 @@ class Propagator:
         )
         # How far an object is searched for around the global shift: the same radius training
         # used for its windows (data.samples), half the window side.
-        self.motion_radius = int(
-            config.motion_radius
-            if config.motion_radius is not None
-            else max(8, max(self.window) // 2)
-        )
+        self.motion_radius = search_radius(self.window, config.motion_radius)
 
     # ================================================================== state and prompts
 
@@ -650,22 +506,21 @@ class Propagator:
         target: int,
         objects: list[tuple[int, ObjectMask]],
     ) -> tuple[Shift, dict[int, Shift]]:
-        """The field's shift from ``prev`` to ``target`` and each object's (config.motion)."""
+        """The field's shift from ``prev`` to ``target`` and each object's (config.motion).
+
+        The same rule (:mod:`rescunet_ij.data.motion`) moved the prompts of the training samples.
+        """
         mode = self.config.motion
         if mode == "off" or not objects:
             return NO_SHIFT, {}
-        before, after = _gray(state.plane(prev)), _gray(state.plane(target))
-        field = estimate_global_shift(before, after)
-        field = confirm_field_shift(before, after, [p for _, p in objects], field)
-        shifts = {o: field for o, _ in objects}
-        if mode in ("object", "auto"):
-            # "object" takes each object's best match; "auto" only one clearly better than
-            # the field's shift (min_gain), so a still object in a still field is left alone.
-            gain = {"min_gain": 0.0} if mode == "object" else {}
-            for o, prompt in objects:
-                shifts[o] = estimate_object_shift(
-                    before, after, prompt, start=field, radius=self.motion_radius, **gain
-                )
+        before, after = state.plane(prev), state.plane(target)
+        field = global_motion(before, after, mode, [p for _, p in objects])
+        shifts = {
+            o: object_motion(
+                before, after, p, mode, start=field, window=self.window, radius=self.motion_radius
+            )
+            for o, p in objects
+        }
         return field, shifts
 
     @staticmethod
@@ -699,9 +554,9 @@ class Propagator:
             origins = plan_windows(
                 moved, shape, self.window, context=cfg.context, overlap=cfg.tile_overlap
             )
-            job = _Job(obj, moved, origins, self.window, shape, shift)
+            job = ObjectJob(obj, moved, origins, self.window, shape, shift)
             # Partly out of view before or after the move: its area is not comparable.
-            job.cut = _touches_border(prompt, shape) or _touches_border(moved, shape)
+            job.cut = touches_border(prompt, shape) or touches_border(moved, shape)
             jobs.append(job)
         # Flat list of (job, origin): windows of all objects share the forward passes.
         flat = [(job, origin) for job in jobs for origin in job.origins]
@@ -715,7 +570,7 @@ class Propagator:
                 job.add(origin, p)
             i += len(chunk)
         drawn = {o: m for o, m in state.objects_at(frame).items() if state.is_user(frame, o)}
-        _share_pixels(jobs, drawn, self.config.threshold)
+        share_pixels(jobs, drawn, self.config.threshold)
         return [self._finish(state, frame, job) for job in jobs]
 
     def _forward_with_retry(self, plane: np.ndarray, chunk: list) -> np.ndarray | None:
@@ -787,7 +642,7 @@ class Propagator:
         prob = from_network(prob, self.window)
         return prob[:, 0].to("cpu", torch.float32).numpy()
 
-    def _finish(self, state: PropagationState, frame: int, job: _Job) -> ObjectResult:
+    def _finish(self, state: PropagationState, frame: int, job: ObjectJob) -> ObjectResult:
         """Threshold, clean up, check and outline one object's merged probabilities."""
         cfg = self.config
         prob = job.prob if job.prob is not None else job.probabilities()
@@ -803,7 +658,7 @@ class Propagator:
             why = f"the network found {area} pixel(s), fewer than min_area={cfg.min_area}"
             return self._lost(job, frame, why)
         confidence = float(prob[fg].mean())
-        reason = self._sanity(fg, ref, confidence, _at_edge(job, state.plane_shape), job.cut)
+        reason = self._sanity(fg, ref, confidence, at_edge(job, state.plane_shape), job.cut)
         if reason is not None and not cfg.keep_going:
             return self._lost(job, frame, reason)
         prompt_iou = float(geometry.iou(fg, ref))
@@ -855,7 +710,7 @@ class Propagator:
             return f"its area changed {ratio:.2g}-fold from the previous frame"
         return None
 
-    def _lost(self, job: _Job, frame: int, why: str) -> ObjectResult:
+    def _lost(self, job: ObjectJob, frame: int, why: str) -> ObjectResult:
         self._warn_lost(job.object_id, frame, why)
         shift = (job.shift.dy, job.shift.dx)
         return ObjectResult(job.object_id, ObjectStatus.LOST, None, None, 0.0, 0.0, shift, why)
@@ -870,7 +725,7 @@ class Propagator:
             stacklevel=6,
         )
 
-    def _erode(self, fg: np.ndarray, job: _Job, plane_shape: tuple[int, int]) -> np.ndarray:
+    def _erode(self, fg: np.ndarray, job: ObjectJob, plane_shape: tuple[int, int]) -> np.ndarray:
         # geometry.erode treats beyond-the-array as object (right at the image border); the
         # canvas edges inside the image are not borders, so pad those sides with background.
         H, W = plane_shape

@@ -22,7 +22,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from ..config import NormalizationConfig, TrainConfig
-from ..data.dataset import EpochSampler, WindowDataset
+from ..data.dataset import EpochSampler, PromptAugment, WindowDataset
+from ..data.settings import prompt_shift_for
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, OutputExistsError, WriteError
 from ..io.checkpoint import LoadedModel
@@ -207,8 +208,13 @@ class Trainer:
             "sigma": config.weight_sigma,
             "seed": config.seed,
         }
+        train_samples = [samples[i] for i in train_idx]
         train = WindowDataset(
-            [samples[i] for i in train_idx], augment=config.augment, train=True, **common
+            train_samples,
+            augment=config.augment,
+            train=True,
+            prompt_augment=self._prompt_augment(train_samples),
+            **common,
         )
         val = None
         if val_idx:
@@ -221,6 +227,18 @@ class Trainer:
             )
         sampler = EpochSampler(len(train), shuffle=True, seed=config.seed)
         return TrainData(train_idx, val_idx, train, val, sampler)
+
+    def _prompt_augment(self, train_samples: Sequence[TrainingSample]) -> PromptAugment | None:
+        """The imperfect-prompt settings; a prompt shift left to the data is stored in ``eff``."""
+        config = self.config
+        if not config.prompt_augment or config.prompt_augment_fraction <= 0:
+            return None
+        shift = config.prompt_shift
+        if shift is None:
+            pairs = ((s.mask, s.prev_mask) for s in train_samples)
+            shift = prompt_shift_for(pairs, config.window_size)
+            self.eff = self.eff.model_copy(update={"prompt_shift": shift})
+        return PromptAugment(max_shift=shift, fraction=config.prompt_augment_fraction)
 
     def _initial_batch_size(self) -> int:
         """The batch size training starts with: the one place where it is decided.
