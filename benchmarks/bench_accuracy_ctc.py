@@ -429,8 +429,11 @@ def training_samples(seq: Sequence, window: int) -> list:
     return samples
 
 
-def train(samples: list, s: dict[str, Any], device: str, log: Any) -> Any:
-    """Train on ``samples`` with settings ``s``; returns the TrainResult."""
+def train(samples: list, s: dict[str, Any], device: str, log: Any) -> tuple[Any, Any]:
+    """Train on ``samples`` with settings ``s``; returns the TrainResult and the TrainConfig.
+
+    Everything not in ``s`` is the package's default (e.g. prompt augmentation).
+    """
     from rescunet_ij.api import train_config
     from rescunet_ij.train.loop import TrainCallbacks, train_model
 
@@ -463,9 +466,10 @@ def train(samples: list, s: dict[str, Any], device: str, log: Any) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "no validation set" in quick mode
-        return train_model(
+        result = train_model(
             samples, cfg, output=None, callbacks=TrainCallbacks(on_epoch_end=on_epoch_end)
         )
+    return result, cfg
 
 
 # =============================================================================== evaluation
@@ -937,8 +941,17 @@ def _settings_line(exp: dict[str, Any]) -> str:
         f"patience {s['patience']}), {t['seconds']:.0f} s training, "
         f"{exp['eval_seconds']:.0f} s evaluation; "
         f"final train IoU {_f(t.get('train_iou'))}, val IoU {_f(t.get('val_iou'))} "
-        f"(network windows); SEG objects dropped in relabelling: {exp['dropped']}."
+        f"(network windows); {_training_defaults(t)}"
+        f"SEG objects dropped in relabelling: {exp['dropped']}."
     )
+
+
+def _training_defaults(t: dict[str, Any]) -> str:
+    if "prompt_augment" not in t:  # a report written before these were recorded
+        return ""
+    shift = "chosen from the data" if t["prompt_shift"] is None else f"{t['prompt_shift']} px"
+    augment = f"on (shift {shift})" if t["prompt_augment"] else "off"
+    return f"samples cut with motion {t['sample_motion']}, prompt augmentation {augment}; "
 
 
 def markdown(report: dict[str, Any]) -> str:
@@ -1019,7 +1032,7 @@ def run_experiment(
         samples = [samples[i] for i in keep]
     log(f"[{name}] {len(samples)} training samples; training ({s['epochs']} epochs max)")
     t0 = time.perf_counter()
-    result = train(samples, s, device, log)
+    result, cfg = train(samples, s, device, log)
     train_s = time.perf_counter() - t0
     last = result.history[-1] if result.history else {}
     log(f"[{name}] trained in {train_s:.0f} s (best epoch {result.best_epoch}); evaluating")
@@ -1043,6 +1056,11 @@ def run_experiment(
             "train_iou": last.get("train_iou"),
             "val_iou": last.get("val_iou"),
             "stopped_early": result.stopped_early,
+            # package defaults that shape training: samples are cut around prompts moved by the
+            # estimated motion (samples_from_masks' default), prompts augmented or not
+            "sample_motion": "auto",
+            "prompt_augment": cfg.prompt_augment,
+            "prompt_shift": cfg.prompt_shift,
         },
         "scenarios": evaluated,
         "eval_seconds": eval_s,
