@@ -50,9 +50,9 @@ no masks): one sample per object and pair of consecutive frames that both have i
 
 Usage::
 
-    python benchmarks/bench_accuracy_ctc.py             # GOWT1 01 -> 02, ~3 min on 2 CPU cores
-    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-object-motion  # ~6 min
-    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-sim --also-object-motion  # ~10
+    python benchmarks/bench_accuracy_ctc.py             # GOWT1 01 -> 02, ~4 min on 2 CPU cores
+    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-object-motion  # ~8 min
+    python benchmarks/bench_accuracy_ctc.py --drift 10:100 --also-sim --also-object-motion  # ~13
     python benchmarks/bench_accuracy_ctc.py --from-json results.json  # the tables of a saved run
     python benchmarks/bench_accuracy_ctc.py --dataset Fluo-N2DH-SIM+ --train-seq 01 --test-seq 01 \
         --train-frames 0:40 --test-frames 40:65
