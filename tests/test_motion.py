@@ -89,6 +89,23 @@ def test_an_object_moving_on_its_own_is_followed(sim):
     assert estimate_object_shift(a, far, prompt, radius=16) is NO_SHIFT
 
 
+@pytest.mark.parametrize("gone", [0.2, 0.4, 0.6])
+def test_an_object_cut_by_the_border_keeps_the_field_shift(gone):
+    """Half out of view, an object's crop cannot be matched where it is: nothing else is taken."""
+    sim = synthetic_movie(2, (256, 256), 10, speed=0, seed=0)
+    a = sim.images[0].astype(np.float32)
+    kept = 0
+    for oid in range(1, 11):
+        mask = sim.labels[0] == oid
+        xs = np.nonzero(mask)[1]
+        dx = -(int(xs.min()) + int(gone * (xs.max() - xs.min() + 1)))  # `gone` leaves on the left
+        b = _moved(sim.images[0], 0, dx)
+        field = Shift(0, dx, 0.9, "global")
+        found = estimate_object_shift(a, b, ObjectMask.from_full(mask), start=field, radius=48)
+        kept += (found.dy, found.dx) == (0, dx)
+    assert kept == 10
+
+
 def test_objects_overrule_a_field_shift_they_do_not_share():
     """Phase correlation can match one disk onto another when the first vanishes."""
     yy, xx = np.mgrid[:160, :160]

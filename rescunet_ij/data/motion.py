@@ -161,11 +161,15 @@ def estimate_global_shift(
         if score > best_score:
             best, best_score = (cy, cx), score
     dy, dx = best[0] * factor, best[1] * factor
+    steps = [(dy, dx)]
     if factor > 1:  # refine the block-averaged estimate at full resolution
-        dy, dx = _refine(prev, cur, dy, dx)
+        steps.append(_refine(prev, cur, *steps[-1]))
     # Objects also move on their own, so a peak can sit a pixel or two off the offset where the
     # frames agree best: settle on the best overlap correlation nearby.
-    dy, dx = _polish(prev, cur, dy, dx)
+    steps.append(_polish(prev, cur, *steps[-1]))
+    # Each step may only improve how well the whole frames agree (a refinement judged on a crop
+    # can be worse for the frame).
+    dy, dx = max(steps, key=lambda s: _overlap_ncc(prev, cur, *s))
     limit = max_shift if max_shift is not None else int(0.75 * min(prev.shape))
     if (dy == 0 and dx == 0) or np.hypot(dy, dx) > limit:
         return NO_SHIFT
@@ -370,7 +374,10 @@ def estimate_object_shift(
     best = float(scores[iy, ix])
     dy, dx = cy0 + int(iy) - ty0, cx0 + int(ix) - tx0
     baseline = _crop_ncc(template, cur, ty0 + start.dy, tx0 + start.dx)
-    baseline = -1.0 if baseline is None else baseline
+    if baseline is None:
+        # Mostly out of view at `start`: the template can only be matched fully inside the frame,
+        # so any match found is somewhere else; keep the field's shift.
+        return start
     if best < min_score or best < baseline + min_gain or (dy, dx) == (start.dy, start.dx):
         return start
     return Shift(dy, dx, best, "object")
