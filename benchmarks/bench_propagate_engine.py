@@ -53,6 +53,7 @@ def run(
     *,
     frame_size: int = 256,
     model_config: ModelConfig | None = None,
+    motion: str | None = None,
 ) -> Timing:
     """Propagate ``n_objects`` through ``n_frames`` frames after one warm-up run; time it."""
     sim = synthetic_movie(
@@ -64,7 +65,10 @@ def run(
     torch.manual_seed(0)
     net = stand_in_network(mc, answer="oracle", run_network=run_network)
     model = model_from_network(net, mc, NormalizationConfig())
-    prop = Propagator(model, PropagateConfig(device=device, batch_size=batch_size))
+    settings = {"device": device, "batch_size": batch_size}
+    if motion is not None:  # left out: the engine's default (also for engines without the option)
+        settings["motion"] = motion
+    prop = Propagator(model, PropagateConfig(**settings))
     state = prop.init_state(sim.images)
     for k in range(1, n_objects + 1):
         prop.add_mask(state, 0, k, sim.labels[0] == k)
@@ -86,6 +90,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--frames", type=int, default=10)
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument(
+        "--motion",
+        choices=("auto", "off", "global", "object"),
+        default=None,
+        help="motion compensation (default: the engine's default, auto): its cost is part of the "
+        "engine's overhead",
+    )
+    ap.add_argument(
         "--quick",
         action="store_true",
         help="tiny settings (3 objects, 2 frames, 96x96, base filters 4, input 32): checks it runs",
@@ -105,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_size,
         frame_size=size,
         model_config=mc,
+        motion=args.motion,
     )
     n = t.object_frames
     print(
@@ -122,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         args.batch_size,
         frame_size=size,
         model_config=mc,
+        motion=args.motion,
     )
     print(
         "engine overhead alone (oracle, no U-Net): "
