@@ -503,6 +503,51 @@ def demo(
 
 
 @app.command()
+def serve(
+    host: Annotated[
+        str, typer.Option(help="address to listen on; other than 127.0.0.1 needs a token")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port (0: any free port, printed at start)")] = 8765,
+    device: DeviceOpt = "auto",
+    models_dir: Annotated[
+        Optional[Path],
+        typer.Option(help="trained and uploaded models (default ~/rescunet-ij/models)"),
+    ] = None,
+    token_file: Annotated[
+        Optional[Path],
+        typer.Option(help="file holding the access token (or set $RESCUNET_IJ_TOKEN)"),
+    ] = None,
+    max_models: Annotated[int, typer.Option(help="models kept loaded (warm)")] = 4,
+    max_body_mb: Annotated[float, typer.Option(help="largest request body accepted")] = 2048,
+    request_timeout: Annotated[
+        float, typer.Option(help="seconds a request may wait for and use the device")
+    ] = 600,
+) -> None:
+    """Serve the engine over HTTP: one warm model, one device, any client (Fiji, scripts)."""
+    from .service import serve as _serve
+    from .service.settings import make_settings
+
+    settings = make_settings(
+        token_file=token_file,
+        host=host,
+        port=port,
+        device=device,
+        models_dir=models_dir,
+        max_models=max_models,
+        max_body_mb=max_body_mb,
+        request_timeout_s=request_timeout,
+    )
+    console = _console()
+    auth = "token required" if settings.token is not None else "no token (this machine only)"
+    console.print(f"models folder: {settings.models_dir}; device: {device}; {auth}")
+
+    def announce(line: str) -> None:
+        print(line, flush=True)  # one plain line that clients and scripts can wait for
+
+    _serve(settings, announce=announce)
+
+
+@app.command()
 def doctor() -> None:
     """Report the environment (Python, torch, CUDA, Java, ImageJ, display) to help with problems."""
     from .doctor import report

@@ -177,7 +177,26 @@ def test_no_module_outside_the_bridge_imports_java():
     assert offenders == []
 
 
-@pytest.mark.parametrize("shell", ["cli.py", "demo.py", "bridge/operations.py"])
+def test_only_the_service_speaks_http():
+    """The core never imports the HTTP stack (FastAPI, uvicorn, httpx): only service/ does."""
+    offenders = [
+        f"{p.relative_to(PACKAGE)}:{line} imports {name}"
+        for p in PACKAGE.rglob("*.py")
+        if "service" not in p.parts
+        for name, line in _imports(p)
+        if name.split(".")[0] in ("fastapi", "starlette", "uvicorn", "httpx", "multipart")
+    ]
+    assert offenders == []
+
+
+SERVICE_SHELLS = [
+    f"service/{name}"
+    for name in ("__init__.py", "app.py", "client.py", "jobs.py", "models.py", "settings.py")
+    + ("wire.py", "worker.py")
+]
+
+
+@pytest.mark.parametrize("shell", ["cli.py", "demo.py", "bridge/operations.py", *SERVICE_SHELLS])
 def test_shells_call_only_the_api(shell):
     """The CLI, the demo and the bridge's user operations reach the core only through api."""
     allowed = (
@@ -187,8 +206,15 @@ def test_shells_call_only_the_api(shell):
         "rescunet_ij.__version__",
     )
     own = {
-        "cli.py": ("rescunet_ij.demo", "rescunet_ij.doctor", "rescunet_ij.notebook"),
+        "cli.py": (
+            "rescunet_ij.demo",
+            "rescunet_ij.doctor",
+            "rescunet_ij.notebook",
+            "rescunet_ij.service",
+        ),
         "bridge/operations.py": ("rescunet_ij.bridge",),
+        **{s: ("rescunet_ij.service",) for s in SERVICE_SHELLS},
+        "service/app.py": ("rescunet_ij.service", "rescunet_ij.notebook"),
     }.get(shell, ())
     reached = [
         f"line {line}: {name}"
@@ -207,7 +233,7 @@ LAYERS = [
     {"data", "report", "sample_data"},
     {"train", "propagate"},
     {"api"},
-    {"cli", "demo", "notebook", "bridge", "doctor", "__main__"},
+    {"cli", "demo", "notebook", "bridge", "doctor", "service", "__main__"},
 ]
 """docs/ARCHITECTURE.md's layers, bottom first: a module imports only from its own or lower ones."""
 

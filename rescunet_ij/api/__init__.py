@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ..config import parse_size
+from ..config import format_validation_error, parse_size
 from ._movies import (
     as_movie,
     check_outputs,
@@ -31,6 +31,7 @@ from ._movies import (
     read_movie,
     read_outlines,
     synthetic_movie,
+    write_bytes,
     write_labels,
     write_movie,
     write_outlines,
@@ -38,6 +39,7 @@ from ._movies import (
     write_text,
 )
 from ._propagation import PropagationRun, frame_range, iter_propagate, propagate, write_report
+from ._system import device_info, model_info
 from ._training import (
     export_training_zip,
     load_model,
@@ -61,12 +63,15 @@ __all__ = [
     "TrainingInterrupted",
     "as_movie",
     "check_outputs",
+    "device_info",
     "export_training_zip",
+    "format_validation_error",
     "frame_range",
     "iter_propagate",
     "load_model",
     "make_training_set",
     "mean_iou",
+    "model_info",
     "outlines_from_labels",
     "output_group",
     "parse_size",
@@ -79,6 +84,7 @@ __all__ = [
     "train_config",
     "training_set_info",
     "training_set_sizes",
+    "write_bytes",
     "write_labels",
     "write_movie",
     "write_outlines",

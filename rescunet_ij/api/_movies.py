@@ -207,6 +207,13 @@ def write_text(path: str | Path, text: str, *, overwrite: bool = False) -> Path:
     return atomic_write_text(path, text, overwrite=overwrite)
 
 
+def write_bytes(path: str | Path, data: bytes, *, overwrite: bool = False) -> Path:
+    """Write a file's bytes (an upload, a model) atomically, never half-written."""
+    from ..io.atomic import atomic_write_bytes
+
+    return atomic_write_bytes(path, data, overwrite=overwrite)
+
+
 def output_group() -> Any:
     """A ``with`` block whose outputs are written as one unit: all files, or none of them.
 
