@@ -471,3 +471,20 @@ def test_settings_refuse_weak_setups(tmp_path, monkeypatch):
     s = make_settings(host="0.0.0.0", models_dir=tmp_path)
     assert s.token.get_secret_value() == TOKEN and "****" in repr(s.token)
     assert make_settings(host="localhost").host == "localhost"
+
+
+def test_stopped_server_ends_a_running_job_as_failed_without_a_model(tmp_path, files):
+    """SIGTERM (Ctrl-C, a cluster's time limit): the job stops after its batch, saves nothing."""
+    models = tmp_path / "models"
+    srv = start_server(models)
+    try:
+        with httpx.Client(base_url=srv.url + "/v1", timeout=60) as http:
+            job = _train(http, files, "stopped", epochs=5000)
+            _wait(http, job["id"], lambda s: s["progress"].get("epoch", 0) >= 1)
+    finally:
+        srv.stop(signal.SIGTERM)
+    assert srv.proc.returncode is not None
+    state = json.loads((models / ".jobs" / job["id"] / "job.json").read_text())
+    assert state["status"] == "failed" and "service was stopped" in state["error"]
+    assert not list(models.glob("*.rescunet"))
+    assert not list((models / ".jobs" / job["id"]).glob("*.rescunet"))

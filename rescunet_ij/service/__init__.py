@@ -66,6 +66,9 @@ def serve(settings: ServiceSettings, *, announce: Any = print) -> None:
             f"cannot listen on {settings.host}:{settings.port}: {exc.strerror}; is another "
             "service running there? Pick another --port (0: any free port)"
         ) from None
+    # Listening now: a client that connects as soon as the URL is announced waits in the backlog
+    # until the app has started, instead of being refused.
+    sock.listen(2048)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)

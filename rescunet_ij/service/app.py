@@ -8,6 +8,8 @@ with their traceback) or a busy device (503); the service stays up after each.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import secrets
 from contextlib import asynccontextmanager
@@ -48,6 +50,8 @@ from .worker import DeviceBusy, DeviceWorker
 log = logging.getLogger("rescunet_ij.service")
 
 API = "/v1"
+STOP_WAIT_S = 30.0
+"""How long a stopping service waits for a running training job to end after its batch."""
 
 
 class BodyTooLarge(Exception):
@@ -205,9 +209,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         if failed:
             log.warning("marked %d job(s) left running by a stopped server as failed", len(failed))
         yield
-        for job_id in jobs.active():
-            jobs.get(job_id).cancel_requested.set()
+        jobs.stopping = True  # a job still running stops after its batch and saves nothing
+        running = [jobs.get(job_id) for job_id in jobs.active()]
+        for job in running:
+            job.cancel_requested.set()
         worker.shutdown()
+        for job in running:  # let it record how it ended before the process exits
+            if job.future is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(asyncio.wrap_future(job.future), STOP_WAIT_S)
 
     app = FastAPI(
         title="rescunet-ij service",
@@ -277,8 +287,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     @app.post(f"{API}/models/load", tags=["models"])
     async def load_model(body: LoadModel) -> dict[str, Any]:
         """Load a model file on the server's disk by its path; returns its id and info."""
-        entry = await worker.run("load model", lambda: registry.add_path(body.path), timeout)
-        return {**registry.describe(entry), "info": api.model_info(registry.get(entry.id))}
+
+        def load() -> dict[str, Any]:
+            entry = registry.add_path(body.path)
+            return {**registry.describe(entry), "info": api.model_info(registry.get(entry.id))}
+
+        return await worker.run("load model", load, timeout)
 
     @app.post(f"{API}/models/upload", tags=["models"])
     async def upload_model(
@@ -286,10 +300,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     ) -> dict:
         """Upload a model file; it is checked (never unpickled), kept and loaded."""
         data = await file.read()
-        entry = await worker.run(
-            "load model", lambda: registry.add_upload(data, file.filename), timeout
-        )
-        return {**registry.describe(entry), "info": api.model_info(registry.get(entry.id))}
+
+        def load() -> dict[str, Any]:
+            entry = registry.add_upload(data, file.filename)
+            return {**registry.describe(entry), "info": api.model_info(registry.get(entry.id))}
+
+        return await worker.run("load model", load, timeout)
 
     @app.get(f"{API}/models/{{model_id}}", tags=["models"])
     async def model_info(model_id: str) -> dict[str, Any]:

@@ -107,6 +107,7 @@ class JobStore:
         self.models_dir = models_dir
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
+        self.stopping = False  # set when the service shuts down: active jobs end as failed
 
     # ------------------------------------------------------------------ startup
     def recover(self) -> list[str]:
@@ -282,7 +283,15 @@ class JobStore:
             return
         if result.cancelled or job.cancel_requested.is_set():
             self._discard_partial(job)
-            job.update(status="cancelled", finished=_now())
+            if self.stopping:
+                job.update(
+                    status="failed",
+                    finished=_now(),
+                    error="the service was stopped while this job ran; no model was saved. "
+                    "Submit the job again",
+                )
+            else:
+                job.update(status="cancelled", finished=_now())
             return
         try:
             final = self._publish(job, work)
