@@ -81,6 +81,9 @@ def report() -> str:
         "jpype",
         "scyjava",
         "imagej",
+        "fastapi",
+        "uvicorn",
+        "httpx",
     ):
         lines.append(f"{pkg:<13} {_version(pkg)}")
     no_jar = "not found (apt install libij-java, or use Fiji through pyimagej)"
