@@ -485,6 +485,32 @@ def test_bench_bridge_quick():
     assert "ROI Manager -> outlines" in out
 
 
+# ----------------------------------------------------------------------------- bench_service
+def test_bench_service_quick(tmp_path):
+    for module in ("fastapi", "uvicorn", "multipart", "httpx"):
+        pytest.importorskip(module)  # the 'service' extra
+    out_json = tmp_path / "service.json"
+    proc = _run(
+        ["benchmarks/bench_service.py", "--quick", "--device", "cpu", "--out", str(out_json)]
+    )
+    report = json.loads(out_json.read_text())
+    assert report["quick"] and report["machine"]["device"] == "cpu" and report["machine"]["torch"]
+    lat = report["latency"]
+    for key in ("in_process", "http", "http_encode", "http_request", "client"):
+        assert lat[key]["n"] == 3 == len(lat[key]["samples_ms"]), key
+        assert 0 < lat[key]["min_ms"] <= lat[key]["median_ms"] <= lat[key]["p90_ms"], key
+    for key in ("http_pct", "http_without_encode_pct", "client_pct"):
+        assert isinstance(report["overhead"][key], float)
+    # The same work on both sides: 4 objects followed, the same outlines in-process and over HTTP.
+    cons = report["consistency"]
+    assert cons["objects_predicted"] == {"in_process": 4, "http": 4, "client": 4}
+    assert cons["http_same_outlines"] and cons["client_same_outlines"]
+    assert report["server"]["stopped_by"] == "SIGTERM" and report["answer_bytes"] > 0
+    rows = report["payload"]["rows"]
+    assert len(rows) == 6 and all(r["bytes"] > 0 and r["encode_ms"] >= 0 for r in rows)
+    assert "HTTP overhead (b - a) / a" in proc.stdout and "| movie | raw .npy" in proc.stdout
+
+
 # ----------------------------------------------------------------------------- every script covered
 SCRIPTS = sorted(p for p in BENCH.glob("*.py"))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -273,6 +274,8 @@ def _bad(http, files, model_id, tmp_path):
          ["no ROIs"]),
         ("frame outside", _propagate(http, movie, rois, {"model": model_id, "last_frame": 99}),
          422, ["99", "outside", "1..12"]),
+        ("seed frame without outlines", _propagate(http, movie, rois, {"model": model_id,
+         "first_frame": 3}), 422, ["no outlines on the start frame 3", "params: first_frame"]),
         ("unknown model", _propagate(http, movie, rois, {"model": "feedfacefeedface"}), 404,
          ["unknown model", "load it first"]),
         ("unknown param", _propagate(http, movie, rois, {"model": model_id, "frist": 2}), 422,
@@ -305,6 +308,7 @@ def test_bad_requests_get_a_clear_4xx_and_the_service_stays_healthy(
         assert response.status_code == status, f"{name}: {response.status_code} {response.text}"
         detail = response.json()["detail"]
         assert isinstance(detail, str) and "Traceback" not in detail, name
+        assert "CLI:" not in detail and not re.search(r"--[a-z]", detail), f"{name}: CLI words"
         for w in words:
             assert w.lower() in detail.lower(), f"{name}: '{w}' not in {detail!r}"
         _healthy(http)

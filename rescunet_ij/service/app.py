@@ -38,6 +38,7 @@ from .settings import ServiceSettings
 from .wire import (
     ApplyParams,
     PropagateParams,
+    in_http_words,
     parse_outlines,
     parse_params,
     read_roiset,
@@ -361,6 +362,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
 
         def work() -> Any:
+            try:
+                return _run()
+            except RescunetError as exc:
+                raise in_http_words(exc) from None
+
+        def _run() -> Any:
             return api.propagate(
                 mv,
                 given,

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
@@ -212,6 +213,27 @@ def to_outlines(items: list[OutlineIn], movie: Any, params: PropagateParams) -> 
         else:
             frame, plane = t0, o.frame - 1
         out.append(Outline(o.object_id, frame, np.asarray(o.polygon), z=plane, c=c, name=o.name))
+    return out
+
+
+_CLI_WORDS = [
+    (re.compile(r"\(CLI: ([^;)]*)(?:; Python: [^)]*)?\)"), r"(params: \1)"),
+    (re.compile(r"--(first|last)-frame"), r"\1_frame"),
+    (re.compile(r"--next-frame-only"), "next_frame_only"),
+    (re.compile(r"leave out --reverse"), "reverse: false"),
+    (re.compile(r"--reverse"), "reverse: true"),
+]
+
+
+def in_http_words(exc: RescunetError) -> RescunetError:
+    """The same error, with the command line's option names turned into the request's params."""
+    text = str(exc)
+    for pattern, words in _CLI_WORDS:
+        text = pattern.sub(words, text)
+    if text == str(exc):
+        return exc
+    out = type(exc).__new__(type(exc))
+    out.args = (text,)
     return out
 
 
