@@ -430,6 +430,15 @@ def test_cancelled_job_leaves_no_model_and_busy_device_says_why(http, files, ser
     assert r.status_code == 200
 
 
+def test_a_job_cancelled_at_once_is_cancelled_not_failed(http, files, server):
+    """Cancelled while queued or before its first epoch ended: ``cancelled``, and no model."""
+    job = _train(http, files, "cancelled-at-once", epochs=5000)
+    assert http.post(f"/jobs/{job['id']}/cancel").status_code == 200
+    state = _wait(http, job["id"], lambda s: s["status"] not in ("queued", "running"))
+    assert state["status"] == "cancelled", state
+    assert not list(server.models_dir.glob("cancelled-at-once*"))
+
+
 def test_killed_server_leaves_no_model_and_a_restart_reports_the_job_failed(tmp_path, files):
     models = tmp_path / "models"
     srv = start_server(models)

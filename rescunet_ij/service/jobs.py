@@ -270,7 +270,10 @@ class JobStore:
             )
         except RescunetError as exc:
             self._discard_partial(job)
-            job.update(status="failed", finished=_now(), error=str(exc))
+            if job.cancel_requested.is_set():  # cancelled before its first epoch ended
+                self._end_cancelled(job)
+            else:
+                job.update(status="failed", finished=_now(), error=str(exc))
             return
         except Exception as exc:  # a bug: the job fails, the service stays up
             log.exception("training job %s failed", job.id)
@@ -283,15 +286,7 @@ class JobStore:
             return
         if result.cancelled or job.cancel_requested.is_set():
             self._discard_partial(job)
-            if self.stopping:
-                job.update(
-                    status="failed",
-                    finished=_now(),
-                    error="the service was stopped while this job ran; no model was saved. "
-                    "Submit the job again",
-                )
-            else:
-                job.update(status="cancelled", finished=_now())
+            self._end_cancelled(job)
             return
         try:
             final = self._publish(job, work)
@@ -314,6 +309,18 @@ class JobStore:
                 "batch_size": result.batch_size,
             },
         )
+
+    def _end_cancelled(self, job: Job) -> None:
+        """Record a job stopped by a cancel, or by the service stopping (then it failed)."""
+        if self.stopping:
+            job.update(
+                status="failed",
+                finished=_now(),
+                error="the service was stopped while this job ran; no model was saved. "
+                "Submit the job again",
+            )
+        else:
+            job.update(status="cancelled", finished=_now())
 
     def _publish(self, job: Job, work: Path) -> Path:
         """Move the finished model into ``models_dir`` in one step."""
