@@ -253,6 +253,56 @@ def test_apply_predicts_one_frame_from_the_one_before(http, model_id, files, tin
         np.testing.assert_allclose(np.asarray(g["polygon"]), w.polygon, atol=1e-3)
 
 
+def test_one_plane_series_of_a_hyperstack_comes_back_positioned_for_the_image(
+    http, model_id, files, tiny_model_path, sim_test, tmp_path
+):
+    """What the Fiji commands do: send channel 1 of a 2-channel hyperstack and the ROI Manager's
+    ROIs; the answer's RoiSet replaces the ROIs sent, positioned for the hyperstack."""
+    from rescunet_ij.types import Outline
+
+    images = sim_test.images
+    hyper = api.as_movie(np.stack([images, images.max() - images], axis=1), dims="tcyx")
+    seeds = [o for o in labels_to_outlines(sim_test.labels) if o.frame == 0]
+    for o in seeds:
+        o.c = 0
+    other = Outline(99, 5, [[2, 2], [12, 2], [12, 12], [2, 12]], c=1, name="on channel 2")
+    rois = api.write_outlines(tmp_path / "rm.zip", [*seeds, other], hyper)
+    plane = api.write_movie(tmp_path / "c1.tif", hyper.isel(c=[0]))
+    image = {"channels": 2, "slices": 1, "frames": 12}
+    r = _propagate(http, plane, rois, {"model": model_id, "image": image, "channel": 1})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    zip_path = tmp_path / "answer.zip"
+    zip_path.write_bytes(base64.b64decode(body["roiset"]))
+    back = api.read_outlines(zip_path, (12, 1, 2, 96, 96))
+    expected = api.propagate(hyper, [*seeds, other], tiny_model_path, channel=0)
+    _same_outlines(back, expected.outlines)
+    assert [o for o in back if o.object_id == 99][0].c == 1  # the other channel's ROI, untouched
+    assert {o.c for o in back if o.object_id != 99} == {0}
+    # a TIFF with both channels is refused when 'image' says it is one plane series
+    both = api.write_movie(tmp_path / "both.tif", hyper)
+    r = _propagate(http, both, rois, {"model": model_id, "image": image, "channel": 1})
+    assert r.status_code == 422 and "one plane series" in r.json()["detail"]
+
+
+def test_training_set_endpoint_returns_a_training_zip(http, files, tmp_path, sim_train):
+    movie = api.as_movie(sim_train.images, dims="tyx")
+    path = api.write_movie(tmp_path / "train.tif", movie)
+    rois = api.write_outlines(tmp_path / "all.zip", labels_to_outlines(sim_train.labels), movie)
+    r = http.post(
+        "/training-sets",
+        files={"movie": ("train.tif", path.read_bytes()), "rois": ("all.zip", rois.read_bytes())},
+        data={"params": json.dumps({"subimage_size": 32})},
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"] == "application/zip"
+    out = tmp_path / "testtrain.zip"
+    out.write_bytes(r.content)
+    info = api.training_set_info(out)
+    assert info["samples"] == int(r.headers["x-rescunet-samples"]) > 0
+    assert r.headers["x-rescunet-window"] == "32x32"
+
+
 # ----------------------------------------------------------------------------- bad requests
 def _bad(http, files, model_id, tmp_path):
     """(name, response, expected status, words the message must hold) for each bad request."""

@@ -45,12 +45,13 @@ def read_outlines(
 ) -> list[Outline]:
     """Read an ImageJ ``RoiSet.zip`` (or ``.roi``) as outlines of ``movie``.
 
+    ``movie`` may also be the dimensions ``(t, z, c, y, x)`` of an image that is not in memory
+    (e.g. an ImageJ hyperstack of which only one plane series was sent to the service).
     Object identity follows ``identity`` (see :class:`rescunet_ij.types.Identity`).
     """
     from ..io.rois import read_rois
 
-    mv = _movie(movie)
-    t, z, c, y, x = _extent(mv)
+    t, z, c, y, x = _dims(movie)
     return read_rois(
         path,
         n_frames=t,
@@ -64,16 +65,30 @@ def read_outlines(
 def write_outlines(
     path: str | Path, outlines: Iterable[Outline], movie: Any, *, overwrite: bool = False
 ) -> Path:
-    """Write outlines as an ImageJ ``RoiSet.zip`` that opens in Fiji's ROI Manager."""
+    """Write outlines as an ImageJ ``RoiSet.zip`` that opens in Fiji's ROI Manager.
+
+    ``movie`` may also be the dimensions ``(t, z, c, y, x)`` of the image the ROIs belong to.
+    """
     from ..io.rois import write_rois
 
-    mv = _movie(movie)
-    t, z, c, _, _ = _extent(mv)
+    t, z, c, _, _ = _dims(movie)
     # hyperstack=None: positions the way ImageJ itself stores them for this movie's dimensions
     # (c/z/t on true hyperstacks, the stack index on a time-only or z-only stack).
     return write_rois(
-        path, _outlines(outlines, mv), n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite
+        path, _outlines(outlines, movie), n_channels=c, n_slices=z, n_frames=t, overwrite=overwrite
     )
+
+
+def _dims(movie: Any) -> tuple[int, int, int, int, int]:
+    """``(t, z, c, y, x)`` of a movie, or the dimensions given as such a tuple."""
+    if isinstance(movie, tuple):
+        if len(movie) != 5 or not all(isinstance(v, (int, np.integer)) and v >= 1 for v in movie):
+            raise DataError(
+                f"image dimensions must be 5 positive integers (t, z, c, y, x); got {movie!r}"
+            )
+        t, z, c, y, x = (int(v) for v in movie)
+        return t, z, c, y, x
+    return _extent(_movie(movie))
 
 
 def write_labels(

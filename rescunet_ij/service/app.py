@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import tempfile
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,7 +38,10 @@ from .models import ModelRegistry, UnknownModel
 from .settings import ServiceSettings
 from .wire import (
     ApplyParams,
+    PlaneSeries,
     PropagateParams,
+    TrainingSetParams,
+    check_plane_series,
     in_http_words,
     parse_outlines,
     parse_params,
@@ -341,18 +345,25 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             raw_rois = await (outlines or rois).read()
         axis = params.axis if isinstance(params, PropagateParams) else "t"
 
-        def prepare() -> tuple[Any, Any, PropagateParams]:
+        def prepare() -> tuple[Any, Any, PropagateParams, PlaneSeries | None]:
             mv = read_upload(raw_movie, params.first_index, axis, movie.filename)
             p = params
             if isinstance(p, ApplyParams):
                 p = p.as_propagate(int(mv.sizes["t"]))
+            if p.image is not None:
+                check_plane_series(mv, p.axis)
             if outlines is not None:
                 given = to_outlines(parse_outlines(raw_rois), mv, p)
             else:
-                given = read_roiset(raw_rois, mv, p.identity, rois.filename)
-            return mv, given, p
+                dims = mv if p.image is None else _image_dims(p.image, mv)
+                given = read_roiset(raw_rois, dims, p.identity, rois.filename)
+            if p.image is None:
+                return mv, given, p, None
+            series = PlaneSeries(mv, given, p)
+            return mv, series.inside, p, series
 
-        mv, given, p = await run_in_threadpool(prepare)  # parsing stays off the device thread
+        # parsing stays off the device thread
+        mv, given, p, series = await run_in_threadpool(prepare)
         config = api.propagate_config(
             device=device["device"],
             batch_size=p.batch_size,
@@ -376,15 +387,15 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 end_frame=None if p.last_frame is None else p.last_frame - 1,
                 next_only=p.next_frame_only,
                 reverse=p.reverse,
-                channel=None if p.channel is None else p.channel - 1,
-                z=None if p.z is None else p.z - 1,
+                channel=None if p.channel is None or series else p.channel - 1,
+                z=None if p.z is None or series else p.z - 1,
                 axis=p.axis,
                 config=config,
                 object_ids=p.object_ids,
             )
 
         run = await worker.run("propagate", work, timeout)
-        body = await run_in_threadpool(run_json, run, p, mv)
+        body = await run_in_threadpool(run_json, run, p, mv, series)
         return {"model": p.model, **body}
 
     @app.post(f"{API}/propagate", tags=["propagation"])
@@ -418,6 +429,77 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     ) -> dict[str, Any]:
         """Predict one frame from the outlines on the frame before (the interactive path)."""
         return await _propagate(parse_params(params, ApplyParams), movie, outlines, rois)
+
+    # ------------------------------------------------------------------ training sets
+    @app.post(f"{API}/training-sets", tags=["training"])
+    async def training_set(
+        movie: Annotated[
+            UploadFile, File(description="TIFF: the frames whose objects are outlined")
+        ],
+        params: Annotated[str, Form(description="JSON: TrainingSetParams")] = "{}",
+        outlines: Annotated[
+            UploadFile | str | None, File(description="JSON list of outlines")
+        ] = None,
+        rois: Annotated[UploadFile | None, File(description="ImageJ RoiSet.zip")] = None,
+    ) -> Any:
+        """A training set (the zip ``train`` and the Colab notebook read) from outlined frames.
+
+        The answer is the zip itself; its headers ``X-Rescunet-Samples`` (how many samples) and
+        ``X-Rescunet-Window`` (the window size chosen) say what it holds.
+        """
+        from fastapi.responses import Response
+
+        p = parse_params(params, TrainingSetParams)
+        if (outlines is None) == (rois is None):
+            raise DataError(
+                "send the outlines either as 'outlines' (JSON) or as 'rois' (an ImageJ "
+                "RoiSet.zip), not both and not neither"
+            )
+        raw_movie = await movie.read()
+        if isinstance(outlines, str):
+            raw_rois = outlines.encode()
+        else:
+            raw_rois = await (outlines or rois).read()
+
+        def build() -> tuple[bytes, int, list[int]]:
+            mv = read_upload(raw_movie, p.first_index, p.axis, movie.filename)
+            if p.image is not None:
+                check_plane_series(mv, p.axis)
+            if outlines is not None:
+                given = to_outlines(parse_outlines(raw_rois), mv, p)
+            else:
+                dims = mv if p.image is None else _image_dims(p.image, mv)
+                given = read_roiset(raw_rois, dims, p.identity, rois.filename)
+            channel = None if p.channel is None else p.channel - 1
+            z = None if p.z is None else p.z - 1
+            if p.image is not None:
+                given, channel, z = PlaneSeries(mv, given, p).inside, None, None
+            with tempfile.TemporaryDirectory(prefix="rescunet-tset-") as tmp:
+                folder = api.make_training_set(
+                    mv,
+                    given,
+                    Path(tmp) / "training_set",
+                    subimage_size=p.subimage_size,
+                    motion=p.motion,
+                    channel=channel,
+                    z=z,
+                    axis=p.axis,
+                    zip_path=Path(tmp) / "testtrain.zip",
+                )
+                info = api.training_set_info(folder)
+                data = (Path(tmp) / "testtrain.zip").read_bytes()
+            return data, int(info["samples"]), list(info.get("window_size") or [])
+
+        data, samples, window = await run_in_threadpool(build)
+        return Response(
+            data,
+            media_type="application/zip",
+            headers={
+                "Content-Disposition": 'attachment; filename="testtrain.zip"',
+                "X-Rescunet-Samples": str(samples),
+                "X-Rescunet-Window": "x".join(str(v) for v in window),
+            },
+        )
 
     # ------------------------------------------------------------------ training jobs
     @app.post(f"{API}/jobs/train", tags=["training"], status_code=202)
@@ -514,6 +596,12 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     if settings.token is not None:
         app.add_middleware(RequireToken, token=settings.token.get_secret_value())
     return app
+
+
+def _image_dims(image: Any, movie: Any) -> tuple[int, int, int, int, int]:
+    """``(t, z, c, y, x)`` of the user's image (the TIFF gives the plane size)."""
+    return (image.frames, image.slices, image.channels,
+            int(movie.sizes["y"]), int(movie.sizes["x"]))  # fmt: skip
 
 
 class _TrainParams(BaseModel):

@@ -47,6 +47,23 @@ class OutlineIn(BaseModel):
     name: str | None = Field(default=None, max_length=200)
 
 
+class ImageDims(BaseModel):
+    """The dimensions of the user's ImageJ image, of which the TIFF sent is one plane series."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    channels: int = Field(ge=1, le=10**6)
+    slices: int = Field(ge=1, le=10**6)
+    frames: int = Field(ge=1, le=10**7)
+
+
+IMAGE_HELP = (
+    "the user's image dimensions: with it the TIFF holds one plane series of that image "
+    "(frames first_index.. of channel `channel` and z-plane `z`), the RoiSet's positions are the "
+    "image's, and the answer's `roiset` replaces the ROIs sent, positioned for the image"
+)
+
+
 class PropagateParams(BaseModel):
     """Parameters of ``POST /v1/propagate`` (sent as the JSON form field ``params``)."""
 
@@ -66,6 +83,8 @@ class PropagateParams(BaseModel):
     channel: int | None = Field(default=None, ge=1, description="channel of the TIFF, from 1")
     z: int | None = Field(default=None, ge=1, description="z-plane of the TIFF, from 1")
     axis: Literal["t", "z"] = "t"
+    t: int | None = Field(default=None, ge=1, description="time point of a z-stack (axis z)")
+    image: ImageDims | None = Field(default=None, description=IMAGE_HELP)
     identity: Literal["auto", "property", "group", "name", "order"] = Field(
         default="auto", description="how RoiSet ROIs map to objects (rois input only)"
     )
@@ -96,6 +115,7 @@ class ApplyParams(BaseModel):
     reverse: bool = False
     channel: int | None = Field(default=None, ge=1)
     z: int | None = Field(default=None, ge=1)
+    image: ImageDims | None = Field(default=None, description=IMAGE_HELP)
     identity: Literal["auto", "property", "group", "name", "order"] = "auto"
     object_ids: list[int] | None = None
     motion: Literal["auto", "off", "global", "object"] = "auto"
@@ -119,6 +139,24 @@ class ApplyParams(BaseModel):
             )
         values = self.model_dump(exclude={"frame"})
         return PropagateParams(**values, first_frame=seed, last_frame=target, next_frame_only=True)
+
+
+class TrainingSetParams(BaseModel):
+    """Parameters of ``POST /v1/training-sets``: a training set from frames and their outlines."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    first_index: int = Field(default=1, ge=1)
+    channel: int | None = Field(default=None, ge=1)
+    z: int | None = Field(default=None, ge=1)
+    axis: Literal["t", "z"] = "t"
+    t: int | None = Field(default=None, ge=1)
+    image: ImageDims | None = Field(default=None, description=IMAGE_HELP)
+    identity: Literal["auto", "property", "group", "name", "order"] = "auto"
+    subimage_size: int | tuple[int, int] | None = Field(
+        default=None, description="window size in pixels (default: chosen from the objects)"
+    )
+    motion: Literal["auto", "off", "global", "object"] = "auto"
 
 
 def parse_params(text: str | None, cls: type[BaseModel]) -> Any:
@@ -201,6 +239,76 @@ def read_roiset(
             raise _unnamed(exc, Path(tmp), "the uploaded RoiSet") from None
 
 
+class PlaneSeries:
+    """The ROIs of a user's image, split into the plane series sent and everything else.
+
+    With ``image`` dimensions, the TIFF holds one plane series of the user's image: frames
+    ``first_index..`` of one channel and one z-plane (or, along z, the planes of one time
+    point). The RoiSet is read against the image's dimensions (ImageJ positions), the outlines
+    of the series are moved onto the TIFF's single plane for the engine, and the results are
+    moved back, so that :meth:`result` can give the image's ROIs with their own positions.
+    """
+
+    def __init__(self, movie: Any, outlines: list[Outline], params: Any) -> None:
+        image = params.image
+        self.dims = (image.frames, image.slices, image.channels,
+                     int(movie.sizes["y"]), int(movie.sizes["x"]))  # fmt: skip
+        self.axis = params.axis
+        self.c = None if params.channel is None else params.channel - 1
+        if self.c is None and image.channels > 1:
+            self.c = 0
+        self.z = 0 if params.z is None else params.z - 1
+        self.t = 0 if getattr(params, "t", None) is None else params.t - 1
+        along = "t" if self.axis == "t" else "z"
+        first = int(movie.coords[along].values[0])
+        self.span = range(first, first + int(movie.sizes[along]))
+        self.inside: list[Outline] = []
+        self.aside: list[Outline] = []
+        self._original: dict[int, Outline] = {}
+        for o in outlines:
+            if self._in_series(o):
+                moved = Outline(o.object_id, o.frame if self.axis == "t" else 0, o.polygon,
+                                z=0 if self.axis == "t" else o.z, c=None, name=o.name,
+                                confidence=o.confidence, prompt_iou=o.prompt_iou)  # fmt: skip
+                self._original[id(moved)] = o
+                self.inside.append(moved)
+            else:
+                self.aside.append(o)
+        self._seed_c = {o.object_id: o.c for o in outlines if self._in_series(o)}
+
+    def _in_series(self, o: Outline) -> bool:
+        if o.c is not None and self.c is not None and o.c != self.c:
+            return False
+        if self.axis == "t":
+            return o.z == self.z and o.frame in self.span
+        return o.frame == self.t and o.z in self.span
+
+    def back(self, o: Outline) -> Outline:
+        """An engine outline in the image's coordinates (inputs: the very outline given)."""
+        if id(o) in self._original:
+            return self._original[id(o)]
+        c = self._seed_c.get(o.object_id, self.c)
+        frame, z = (o.frame, self.z) if self.axis == "t" else (self.t, o.z)
+        return Outline(o.object_id, frame, o.polygon, z=z, c=c, name=o.name,
+                       confidence=o.confidence, prompt_iou=o.prompt_iou)  # fmt: skip
+
+    def result(self, run: Any) -> list[Outline]:
+        """Every ROI of the image that was sent: the others, then the series' result."""
+        return self.aside + [self.back(o) for o in run.outlines]
+
+
+def check_plane_series(movie: Any, axis: str) -> None:
+    """With ``image``, the TIFF must hold one plane series (one channel, one plane or time)."""
+    extra = {"c": "channels", "z" if axis == "t" else "t": "z-planes" if axis == "t" else "frames"}
+    for dim, what in extra.items():
+        if int(movie.sizes[dim]) != 1:
+            raise DataError(
+                f"the uploaded movie has {int(movie.sizes[dim])} {what}; with 'image' send one "
+                "plane series: the frames of one channel and one z-plane (ImageJ: Duplicator "
+                "with one channel and one slice)"
+            )
+
+
 def to_outlines(items: list[OutlineIn], movie: Any, params: PropagateParams) -> list[Outline]:
     """JSON outlines as the API's (0-based; on the plane the request propagates)."""
     out = []
@@ -253,8 +361,16 @@ def outline_json(o: Outline, axis: str) -> dict[str, Any]:
     }
 
 
-def run_json(run: Any, params: PropagateParams, movie: Any) -> dict[str, Any]:
-    """A :class:`~rescunet_ij.api.PropagationRun` as the response body."""
+def run_json(
+    run: Any, params: PropagateParams, movie: Any, series: PlaneSeries | None = None
+) -> dict[str, Any]:
+    """A :class:`~rescunet_ij.api.PropagationRun` as the response body.
+
+    With a :class:`PlaneSeries` (``image`` given), outlines are the image's and ``roiset`` holds
+    every ROI sent, with the recomputed ones replaced, positioned for the image.
+    """
+    if series is not None:
+        run.predicted = [series.back(o) for o in run.predicted]
     frames = []
     for fr in run.frames:
         frames.append(
@@ -288,8 +404,11 @@ def run_json(run: Any, params: PropagateParams, movie: Any) -> dict[str, Any]:
         "lost": {str(k): v + 1 for k, v in run.lost.items()},
         "roiset": None,
     }
-    if params.return_roiset:
+    if params.return_roiset or series is not None:
+        outlines, target = run.outlines, movie
+        if series is not None:
+            outlines, target = series.result(run), series.dims
         with tempfile.TemporaryDirectory(prefix="rescunet-out-") as tmp:
-            path = api.write_outlines(Path(tmp) / "RoiSet.zip", run.outlines, movie)
+            path = api.write_outlines(Path(tmp) / "RoiSet.zip", outlines, target)
             body["roiset"] = base64.b64encode(path.read_bytes()).decode("ascii")
     return body
