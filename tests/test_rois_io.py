@@ -18,6 +18,7 @@ from rescunet_ij.io.rois import (
     object_color,
     read_raw_rois,
     read_rois,
+    roi_labels,
     write_rois,
 )
 from rescunet_ij.types import Identity, Outline
@@ -107,7 +108,7 @@ def test_write_rois_as_imagej_sees_them_time_only_stack(tmp_path):
     for r, o in zip(rois, src):
         np.testing.assert_array_equal(r.coordinates(), o.polygon.astype(np.float32))
     entries = zipfile.ZipFile(path).namelist()
-    assert entries[:2] == ["t0001-obj0001.roi", "t0001-obj0002.roi"]
+    assert entries[:2] == ["t0001-nucleus A.roi", "t0001-object-2.roi"]
     assert len(set(entries)) == len(entries)
 
 
@@ -531,3 +532,62 @@ def test_read_does_not_warn_for_clean_sets(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         read_rois(path, n_frames=2, image_shape=(64, 64))
+
+
+def test_roi_labels_are_readable_and_unique():
+    sq = _square(2, 2)
+    outs = [
+        Outline(1, 0, sq, name="nucleus-1"),
+        Outline(2, 0, sq, name="nucleus-2"),
+        Outline(3, 0, sq),
+        Outline(1, 9, sq, name="nucleus-1"),
+    ]
+    assert roi_labels(outs) == [
+        "t0001-nucleus-1",
+        "t0001-nucleus-2",
+        "t0001-object-3",
+        "t0010-nucleus-1",
+    ]
+    # planes and channels appear only when the movie has several
+    hyper = [Outline(1, 2, sq, z=1, c=0, name="a"), Outline(1, 2, sq, z=1, c=None, name="a")]
+    assert roi_labels(hyper, n_slices=3, n_channels=2) == ["t0003-z0002-c01-a", "t0003-z0002-a"]
+    assert roi_labels(hyper[:1], n_slices=1, n_channels=1) == ["t0003-a"]
+    # two objects sharing a name in one frame: the object id keeps labels unique
+    shared = [
+        Outline(1, 0, sq, name="cell"),
+        Outline(2, 0, sq, name="cell"),
+        Outline(1, 1, sq, name="cell"),
+    ]
+    assert roi_labels(shared) == ["t0001-cell-id1", "t0001-cell-id2", "t0002-cell"]
+    # labels already in use (a live ROI Manager) are avoided the same way
+    assert roi_labels(shared[2:], taken=["t0002-cell"]) == ["t0002-cell-id1"]
+    # path separators would make zip folders; whitespace is tidied
+    assert roi_labels([Outline(4, 0, sq, name=" a/b\\c  d ")]) == ["t0001-a_b_c d"]
+
+
+def test_write_rois_entry_names_are_the_labels_and_reading_ignores_them(tmp_path):
+    sq = _square(2, 2)
+    outs = [
+        Outline(1, f, sq + k * 8, name="cell" if k < 3 else None)
+        for f in range(3)
+        for k in (1, 2, 3)
+    ]
+    # object ids are what identify; the names repeat inside a frame (1 and 2 are both "cell")
+    outs = [Outline(k, o.frame, o.polygon, name=o.name) for k, o in zip([1, 2, 3] * 3, outs)]
+    path = write_rois(tmp_path / "s.zip", outs, n_frames=3)
+    entries = zipfile.ZipFile(path).namelist()
+    assert entries[:3] == ["t0001-cell-id1.roi", "t0001-cell-id2.roi", "t0001-object-3.roi"]
+    assert len(set(entries)) == 9
+    back = read_rois(path, n_frames=3)
+    assert [(o.frame, o.object_id, o.name) for o in back] == [
+        (o.frame, o.object_id, o.name) for o in sorted(outs, key=lambda o: o.sort_key)
+    ]
+    # entries renamed (as any tool may do) change nothing
+    renamed = tmp_path / "renamed.zip"
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(renamed, "w") as zout:
+        for i, info in enumerate(zin.infolist()):
+            zout.writestr(f"whatever-{8 - i}.roi", zin.read(info))
+    again = read_rois(renamed, n_frames=3)
+    assert [(o.frame, o.object_id, o.name) for o in again] == [
+        (o.frame, o.object_id, o.name) for o in back
+    ]

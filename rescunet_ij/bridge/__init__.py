@@ -29,9 +29,12 @@ from .convert import (
 from .gateway import (
     BridgeWarning,
     ImageJHandle,
+    JavaPlan,
+    find_gateway,
     find_ij_jar,
     get_imagej,
     imagej_running,
+    plan_fiji_java,
     start_imagej,
 )
 from .operations import (
@@ -45,10 +48,12 @@ __all__ = [
     "MARKER_PROPERTY",
     "BridgeWarning",
     "ImageJHandle",
+    "JavaPlan",
     "PropagationSummary",
     "RoiPushSummary",
     "apply_to_current_frame",
     "export_training_set",
+    "find_gateway",
     "find_ij_jar",
     "get_imagej",
     "imagej_running",
@@ -56,6 +61,7 @@ __all__ = [
     "movie_to_imageplus",
     "outlines_to_roimanager",
     "outlines_to_rois",
+    "plan_fiji_java",
     "propagate_in_imagej",
     "read_roimanager",
     "roimanager_to_outlines",

@@ -35,6 +35,7 @@ from ..io.rois import (
     is_default_imagej_name,
     object_color,
     raw_rois_to_outlines,
+    roi_labels,
 )
 from ..types import Identity, Outline, plane_key
 from ._java import jc, require_jvm
@@ -447,7 +448,8 @@ def _check_fits(outlines: Sequence[Outline], imp: Any) -> None:
 def outlines_to_rois(outlines: Iterable[Outline], imp: Any) -> list[Any]:
     """Outlines -> sub-pixel ``PolygonRoi`` objects for ``imp`` (sorted by frame, z, object).
 
-    Each ROI is named ``outline.display_name`` (the same in every frame), has group = object id
+    Each ROI is named ``outline.display_name`` (the same in every frame; the ROI Manager label
+    that :func:`outlines_to_roimanager` gives it adds the frame), has group = object id
     (when <= 255), a stroke colour per object, the properties ``object_id`` and
     ``rescunet_ij`` (plus ``confidence``/``prompt_iou`` for predictions) and the position
     ImageJ itself uses on that image: ``(c, z, t)`` on a hyperstack (channel 0 = all channels),
@@ -621,15 +623,25 @@ def outlines_to_roimanager(
     -----
     The bridge's ROIs (those with the ``rescunet_ij`` property) plus the new ones are kept
     sorted by frame, z, then object id, in the places they occupy in the list; the user's other
-    ROIs keep their places and labels.
+    ROIs keep their places and labels. New ROIs are listed under unique labels
+    (:func:`rescunet_ij.io.rois.roi_labels`, e.g. ``t0003-nucleus-1``, the same names
+    :func:`rescunet_ij.io.rois.write_rois` gives RoiSet entries) while each ROI's own name
+    (``Roi.getName()``, written into saved ROIs) stays the object's name: ImageJ renames duplicate
+    labels when it saves a RoiSet, so equal labels in every frame would come back renumbered.
     """
     _check_rm(rm)
     new = list(outlines)
     new_rois = outlines_to_rois(new, imp)
     new_sorted = sorted(new, key=lambda o: o.sort_key)
-    new_entries = [(o.sort_key, roi, str(roi.getName())) for o, roi in zip(new_sorted, new_rois)]
+    _, _, n_c, n_z, _ = imageplus_dims(imp)
+
+    def entries_for(taken: Sequence[str]) -> list[tuple[Any, Any, str]]:
+        labels = roi_labels(new_sorted, n_slices=n_z, n_channels=n_c, taken=taken)
+        return [(o.sort_key, roi, lab) for o, roi, lab in zip(new_sorted, new_rois, labels)]
+
     if replace_all:
         removed = int(rm.getCount())
+        new_entries = entries_for(())
         _rm_rebuild(rm, [(roi, label, None) for _, roi, label in new_entries])
         return RoiPushSummary(added=len(new_entries), removed=removed, total=int(rm.getCount()))
 
@@ -655,6 +667,7 @@ def outlines_to_roimanager(
         ours = key is not None and MARKER_PROPERTY in _properties(roi)
         sort_key = (*plane_key(key[0], key[1], key[2]), key[3]) if ours else None
         kept.append((i, roi, label, sort_key))
+    new_entries = entries_for([label for _, _, label, _ in kept])
     # Slots of our ROIs (kept ones, then appended new ones) get our ROIs in sorted order.
     ordered = [(sk, roi, label, i) for i, roi, label, sk in kept if sk is not None]
     ordered += [(sk, roi, label, None) for sk, roi, label in new_entries]

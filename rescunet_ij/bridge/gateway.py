@@ -6,22 +6,30 @@ Two ways in:
   such as ``"sc.fiji:fiji"``): :func:`imagej.init` builds the JVM and the ImageJ2 gateway
   (``handle.ij``); the ImageJ 1.x classes the bridge needs stay reachable through
   :data:`rescunet_ij.bridge._java.jc`. Needs the ``fiji`` extra (``pip install
-  'rescunet-ij[fiji]'``) and, for a Maven endpoint, network access.
+  'rescunet-ij[fiji]'``) and, for a Maven endpoint, network access. Java is chosen first
+  (:func:`plan_fiji_java`): an installed Java that is new enough for that Fiji, else scyjava
+  downloads Java :data:`FIJI_JAVA_VERSION`; an installed Java that is too old is an error.
 * **A plain ImageJ 1.x jar** (``start_imagej()`` finds ``$IJ_JAR`` or Debian's
   ``/usr/share/java/ij.jar``; or ``start_imagej(ij_jar=...)``): scyjava starts a JVM with just
   that jar, never downloading anything. Needs the ``imagej`` extra.
 
 A JVM cannot be restarted in a process (a JPype limit), so :func:`start_imagej` is idempotent:
-later calls return the first handle. When some other code (a PyImageJ session, a Fiji Python
-script) already started Java with ImageJ on the class path, the bridge attaches to it.
+later calls return the first handle. When some other code (a PyImageJ session, Fiji's Python
+mode, a Fiji Python script) already started Java with ImageJ on the class path, the bridge
+attaches to it, finding that session's ImageJ2 gateway when there is one (:func:`find_gateway`).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import os
+import platform
+import re
+import shutil
+import subprocess
 import sys
 import warnings
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +40,16 @@ from ._java import NOT_RUNNING, jc, jvm_running
 
 __all__ = [
     "DEFAULT_IJ_JARS",
+    "FIJI_JAVA_VERSION",
     "BridgeWarning",
     "ImageJHandle",
+    "JavaPlan",
+    "find_gateway",
     "find_ij_jar",
     "get_imagej",
     "imagej_running",
+    "java_major_version",
+    "plan_fiji_java",
     "start_imagej",
 ]
 
@@ -45,6 +58,14 @@ _MODES = ("headless", "interactive", "gui")
 
 DEFAULT_IJ_JARS: tuple[str, ...] = ("/usr/share/java/ij.jar",)
 """Where :func:`find_ij_jar` looks after ``$IJ_JAR`` (Debian/Ubuntu ``libij-java``)."""
+
+FIJI_JAVA_VERSION = 21
+"""The Java major version current Fiji is built for (Fiji since 2024 ships and recommends Java
+21): what a Maven endpoint, or a Fiji.app whose jars say nothing, needs, and what scyjava
+downloads when no Java is installed."""
+
+MIN_JAVA_VERSION = 11
+"""The oldest Java JPype/scyjava start (scyjava refuses older ones)."""
 
 
 class BridgeWarning(UserWarning):
@@ -72,6 +93,10 @@ class ImageJHandle:
     headless
         True when Java runs without a display (``java.awt.headless``): the ROI Manager, image
         windows and macros that open windows do not work then.
+    java_options
+        The JVM options the bridge started Java with.
+    java
+        For Fiji started through PyImageJ: which Java was chosen (:attr:`JavaPlan.describe`).
     """
 
     mode: str
@@ -82,6 +107,7 @@ class ImageJHandle:
     attached: bool = False
     headless: bool = False
     java_options: tuple[str, ...] = field(default_factory=tuple)
+    java: str | None = None
 
     @property
     def jc(self) -> Any:
@@ -223,6 +249,275 @@ def _group_color_dir() -> Path | None:
     return root
 
 
+# ----------------------------------------------------------------------------- Java for Fiji
+
+# Fiji.app/java/<platform>/<jdk>/: the Java Fiji's launcher ships (names as in Fiji's
+# config/jaunch/fiji.toml, -Dscijava.app.java-root).
+_FIJI_JAVA_PLATFORMS = {
+    ("linux", "x86_64"): "linux64",
+    ("linux", "amd64"): "linux64",
+    ("linux", "aarch64"): "linux-arm64",
+    ("linux", "arm64"): "linux-arm64",
+    ("darwin", "arm64"): "macos-arm64",
+    ("darwin", "x86_64"): "macos64",
+    ("win32", "amd64"): "win64",
+    ("win32", "x86_64"): "win64",
+    ("win32", "arm64"): "win-arm64",
+}
+# Jars whose class files tell which Java a Fiji.app is built for (the SciJava/ImageJ2 core).
+_CORE_JAR_PREFIXES = ("scijava-common", "imagej-common", "imagej-legacy", "imagej-2", "fiji-2")
+
+
+@dataclass(frozen=True)
+class JavaPlan:
+    """Which Java a Fiji start uses, and how scyjava is told (:func:`plan_fiji_java`).
+
+    Attributes
+    ----------
+    required
+        The Java major version this Fiji needs.
+    reason
+        Why (e.g. "its jars are built for Java 21").
+    java
+        The installed ``java`` that will run Fiji, or None: scyjava downloads one.
+    version
+        Its major version (None when downloading).
+    source
+        Where it was found: ``"JAVA_HOME"``, ``"Fiji.app/java"``, ``"PATH"``, or ``"download"``.
+    fetch, fetch_version
+        What goes to ``scyjava.config.set_java_constraints(fetch=..., version=...)``.
+    java_home
+        ``JAVA_HOME`` to set before Java starts (so scyjava picks ``java``), or None to leave it.
+    """
+
+    required: int
+    reason: str
+    java: Path | None
+    version: int | None
+    source: str
+    fetch: str
+    fetch_version: str
+    java_home: Path | None = None
+
+    @property
+    def describe(self) -> str:
+        """One line for messages, e.g. ``Java 21 at /usr/lib/jvm/.../bin/java (JAVA_HOME)``."""
+        if self.java is None:
+            return f"Java {self.fetch_version} downloaded by scyjava (no Java installed)"
+        return f"Java {self.version} at {self.java} ({self.source})"
+
+
+def java_major_version(java: str | os.PathLike[str]) -> int:
+    """The major version of a ``java`` executable (runs ``java -version``): 8 for 1.8.0_x.
+
+    Raises
+    ------
+    ImageJError
+        When it cannot be run or its output names no version.
+    """
+    try:
+        out = subprocess.run(
+            [str(java), "-version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ImageJError(f"cannot run {java} -version: {exc}") from exc
+    text = (out.stderr or "") + (out.stdout or "")
+    m = re.search(r'version "(\d+)(?:\.(\d+))?[^"]*"', text)
+    if not m:
+        raise ImageJError(
+            f"cannot tell the Java version of {java}: 'java -version' printed "
+            f"{text.strip()[:200]!r}; point JAVA_HOME at a working Java"
+        )
+    major = int(m.group(1))
+    return int(m.group(2) or 0) if major == 1 else major
+
+
+def _java_exe(home: Path) -> Path:
+    return home / "bin" / ("java.exe" if os.name == "nt" else "java")
+
+
+def _fiji_bundled_java(fiji_dir: Path) -> Path | None:
+    """The ``java`` Fiji.app ships for this platform (``Fiji.app/java/linux64/<jdk>/``), if any."""
+    key = (sys.platform if sys.platform != "cygwin" else "win32", platform.machine().lower())
+    sub = _FIJI_JAVA_PLATFORMS.get(key)
+    if sub is None or not (fiji_dir / "java" / sub).is_dir():
+        return None
+    homes = sorted((fiji_dir / "java" / sub).iterdir(), reverse=True)
+    for home in homes:
+        for h in (home, home / "Contents" / "Home"):  # macOS JDKs: <jdk>/Contents/Home
+            if _java_exe(h).is_file():
+                return _java_exe(h)
+    return None
+
+
+def _class_java_version(jar: Path) -> int | None:
+    """The Java version the first class file of a jar is compiled for (class major - 44)."""
+    try:
+        with zipfile.ZipFile(jar) as zf:
+            for name in zf.namelist():
+                if name.endswith(".class") and not name.startswith("META-INF/"):
+                    if name.endswith("module-info.class"):
+                        continue
+                    with zf.open(name) as fh:
+                        head = fh.read(8)
+                    if len(head) == 8 and head[:4] == b"\xca\xfe\xba\xbe":
+                        return int.from_bytes(head[6:8], "big") - 44
+                    return None
+    except (OSError, zipfile.BadZipFile, ValueError):
+        return None
+    return None
+
+
+def _fiji_java_requirement(fiji_dir: Path | None) -> tuple[int, str]:
+    """(Java major version, reason) a Fiji.app (None: a Maven endpoint) needs."""
+    found: list[int] = []
+    if fiji_dir is not None:
+        jars = sorted((fiji_dir / "jars").glob("*.jar")) if (fiji_dir / "jars").is_dir() else []
+        for jar in jars:
+            if jar.name.startswith(_CORE_JAR_PREFIXES):
+                v = _class_java_version(jar)
+                if v is not None and v > 0:
+                    found.append(v)
+    if found:
+        v = max(found)
+        need = max(v, MIN_JAVA_VERSION)
+        why = f"its ImageJ2/SciJava jars are built for Java {v}"
+        if need > v:
+            why += f"; Python's JPype needs Java {MIN_JAVA_VERSION}+"
+        return need, why
+    return FIJI_JAVA_VERSION, f"current Fiji is built for Java {FIJI_JAVA_VERSION}"
+
+
+def plan_fiji_java(
+    fiji_dir: str | os.PathLike[str] | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+) -> JavaPlan:
+    """Choose the Java for starting Fiji through PyImageJ (nothing is started or changed).
+
+    Installed Java wins; a download happens only when none is installed:
+
+    1. What the Fiji needs: the newest Java its core jars (``jars/scijava-common-*.jar``,
+       ``imagej-*``, ``fiji-*``) are compiled for, at least :data:`MIN_JAVA_VERSION`; for a Maven
+       endpoint or a folder whose jars say nothing, :data:`FIJI_JAVA_VERSION`.
+    2. The first installed Java that is new enough, looking at ``$JAVA_HOME/bin/java``, then
+       the Java inside Fiji.app (``Fiji.app/java/<platform>/<jdk>``), then ``java`` on ``PATH``.
+       scyjava is then told ``fetch="auto"`` with that version as the minimum, so it uses this
+       Java and downloads nothing (``JAVA_HOME`` is set to it when it is not already there).
+       ``fetch="never"`` would say the same, but PyImageJ (1.8.0 and its current source) fails
+       with ``UnboundLocalError`` in ``_guess_java_version`` when fetch is ``"never"``.
+    3. No Java installed at all: ``fetch="auto"`` with version :data:`FIJI_JAVA_VERSION` (or
+       newer when the Fiji needs it): scyjava (cjdk) downloads it, once, into its cache.
+       scyjava's own default would download Java 11, too old for current Fiji.
+
+    Parameters
+    ----------
+    fiji_dir
+        The Fiji.app folder, or None for a Maven endpoint.
+    environ
+        The environment to look in (``JAVA_HOME``, ``PATH``); default ``os.environ``.
+
+    Raises
+    ------
+    ImageJError
+        When Java is installed but every one found is older than the Fiji needs (the message
+        names each and how to get a newer one), or one cannot be run.
+    """
+    env = os.environ if environ is None else environ
+    fiji = Path(fiji_dir).expanduser() if fiji_dir is not None else None
+    required, reason = _fiji_java_requirement(fiji)
+    candidates: list[tuple[Path, str]] = []
+    home = env.get("JAVA_HOME")
+    if home and _java_exe(Path(home)).is_file():
+        candidates.append((_java_exe(Path(home)), "JAVA_HOME"))
+    bundled = _fiji_bundled_java(fiji) if fiji is not None else None
+    if bundled is not None:
+        candidates.append((bundled, "Fiji.app/java"))
+    on_path = shutil.which("java", path=env.get("PATH", ""))
+    if on_path:
+        candidates.append((Path(on_path), "PATH"))
+    too_old: list[str] = []
+    for java, source in candidates:
+        version = java_major_version(java)
+        if version >= required:
+            java_home = None
+            if source != "JAVA_HOME":  # scyjava/jgo look at JAVA_HOME first: make it this Java
+                java_home = java.resolve().parent.parent
+            return JavaPlan(
+                required, reason, java, version, source, "auto", str(required), java_home
+            )
+        too_old.append(f"Java {version} at {java} ({source})")
+    if too_old:
+        what = f"Fiji at {fiji}" if fiji is not None else "Fiji"
+        raise ImageJError(
+            f"{what} needs Java {required} or newer ({reason}), but the installed Java is "
+            f"older: {'; '.join(too_old)}. Install Java {required} (conda: conda install -c "
+            f"conda-forge openjdk={required}; Debian/Ubuntu: apt-get install "
+            f"openjdk-{required}-jdk; or any JDK from https://adoptium.net) and set JAVA_HOME "
+            "to it. rescunet-ij downloads Java only when none is installed"
+        )
+    fetch_version = str(max(required, FIJI_JAVA_VERSION))
+    return JavaPlan(required, reason, None, None, "download", "auto", fetch_version)
+
+
+def _apply_java_plan(plan: JavaPlan) -> None:
+    """Tell scyjava, before :func:`imagej.init`, to use the Java :func:`plan_fiji_java` chose.
+
+    scyjava before 1.12 cannot download Java (it has no ``set_java_constraints``): there only
+    ``JAVA_HOME`` matters, and no installed Java is an error. scyjava 1.12.0-1.12.2 with
+    ``fetch="auto"`` also downloads Maven when ``mvn`` is not on PATH; 1.12.3+ does not.
+    """
+    import scyjava
+
+    setter = getattr(scyjava.config, "set_java_constraints", None)
+    if setter is None and plan.java is None:
+        raise ImageJError(
+            f"no Java is installed, and scyjava {getattr(scyjava, '__version__', '< 1.12')} "
+            f"cannot download one; install Java {plan.fetch_version} (conda install -c "
+            f"conda-forge openjdk={plan.fetch_version}) or upgrade scyjava "
+            "(pip install 'scyjava>=1.12.3')"
+        )
+    if plan.java_home is not None:
+        os.environ["JAVA_HOME"] = str(plan.java_home)
+    if setter is not None:
+        setter(fetch=plan.fetch, version=plan.fetch_version)
+
+
+def find_gateway() -> Any:
+    """The ImageJ2 gateway (``net.imagej.ImageJ``) of the Fiji running in this JVM, or None.
+
+    Looks, in this order, at PyImageJ's module attribute ``imagej.gateway`` (PyImageJ sets it
+    while ``imagej.init(mode="gui")`` blocks), then at the running ImageJ2 itself: its one active
+    ``net.imagej.legacy.LegacyService.getInstance()`` (the service that ties ImageJ 1.x to
+    ImageJ2, a static singleton) gives the SciJava context, and ``net.imagej.ImageJ(context)``
+    wraps it in a gateway. That is how the bridge finds Fiji when it runs in **Fiji's Python
+    mode**: Fiji's launcher script calls ``imagej.init(app_dir, mode="interactive:force")`` and
+    keeps the gateway in a local variable, so no Python name holds it (Fiji scripts get it as a
+    ``#@ ImageJ ij`` parameter, and may pass it as ``start_imagej(gateway=ij)``). PyImageJ's
+    Python attributes (``ij.py``, ``ij.legacy`` ...) apply to any ``net.imagej.ImageJ`` object.
+
+    Returns None on a JVM without ImageJ2 (plain ij.jar) or without an active legacy layer.
+    Not tested here: there is no Fiji/ImageJ2 on the test machines.
+    """
+    mod = sys.modules.get("imagej")
+    gateway = getattr(mod, "gateway", None) if mod is not None else None
+    if gateway is not None:
+        return gateway
+    if not jvm_running():
+        return None
+    import jpype
+
+    try:
+        legacy_service = jpype.JClass("net.imagej.legacy.LegacyService")
+        imagej2 = jpype.JClass("net.imagej.ImageJ")
+    except Exception:  # noqa: BLE001 - JPype raises several types for a missing class
+        return None
+    legacy = legacy_service.getInstance()
+    if legacy is None:
+        return None
+    return imagej2(legacy.getContext())
+
+
 def _headless_now() -> bool:
     return bool(jc.GraphicsEnvironment.isHeadless())
 
@@ -235,17 +530,23 @@ def _attach(gateway: Any) -> ImageJHandle:
             "found), and a JVM cannot be restarted; start a new Python process and call "
             "rescunet_ij.bridge.start_imagej() before anything else starts Java"
         )
-    if gateway is None and "imagej" in sys.modules:
-        gateway = getattr(sys.modules["imagej"], "gateway", None)
+    if gateway is None:
+        gateway = find_gateway()
     headless = _headless_now()
     if headless:
         found = "headless"
     else:
         found = "gui" if jc.IJ.getInstance() is not None else "interactive"
+    fiji_dir = None
+    if gateway is not None:
+        system = jc.System
+        where = system.getProperty("fiji.dir") or system.getProperty("imagej.dir")
+        fiji_dir = str(where) if where is not None else None
     _HANDLE = ImageJHandle(
         mode=found,
         ij1_only=gateway is None,
         ij=gateway,
+        fiji_dir=fiji_dir,
         attached=True,
         headless=headless,
     )
@@ -253,13 +554,19 @@ def _attach(gateway: Any) -> ImageJHandle:
 
 
 def _start_pyimagej(target: str, mode: str, java_options: Sequence[str]) -> ImageJHandle:
-    """Fiji/ImageJ2 through PyImageJ (not testable without Fiji; kept deliberately thin)."""
+    """Fiji/ImageJ2 through PyImageJ (not testable without Fiji; kept deliberately thin).
+
+    Java is chosen first (:func:`plan_fiji_java`, tested) and given to scyjava; then
+    :func:`imagej.init` starts Fiji (``target``: a Fiji.app folder or a Maven endpoint).
+    """
     global _HANDLE
     if importlib.util.find_spec("imagej") is None:
         raise MissingExtraError("pyimagej", "fiji", "Starting Fiji from Python")
+    plan = plan_fiji_java(target if Path(target).is_dir() else None)
     import imagej
     import scyjava
 
+    _apply_java_plan(plan)
     for opt in java_options:
         scyjava.config.add_option(opt)
     # PyImageJ's "gui" mode blocks until the window closes (Linux/Windows); start interactive and
@@ -269,9 +576,10 @@ def _start_pyimagej(target: str, mode: str, java_options: Sequence[str]) -> Imag
         ij = imagej.init(target, mode=init_mode, add_legacy=True)
     except Exception as exc:
         raise ImageJError(
-            f"PyImageJ could not start Fiji/ImageJ2 from {target!r} in {mode} mode: {exc}. "
-            "Check that the folder is a Fiji.app (with jars/ and plugins/), or that the Maven "
-            "endpoint is reachable; see https://py.imagej.net/en/latest/Initialization.html"
+            f"PyImageJ could not start Fiji/ImageJ2 from {target!r} in {mode} mode with "
+            f"{plan.describe}: {exc}. Check that the folder is a Fiji.app (with jars/ and "
+            "plugins/), or that the Maven endpoint (and, without an installed Java, the Java "
+            "download) is reachable; see https://py.imagej.net/en/latest/Initialization.html"
         ) from exc
     if ij is None:  # macOS GUI mode returns only when Fiji closes
         raise ImageJError("Fiji was closed; start_imagej(mode='gui') returns only then on macOS")
@@ -290,6 +598,7 @@ def _start_pyimagej(target: str, mode: str, java_options: Sequence[str]) -> Imag
         fiji_dir=target,
         headless=_headless_now(),
         java_options=tuple(java_options),
+        java=plan.describe,
     )
     return _HANDLE
 
@@ -363,7 +672,9 @@ def start_imagej(
     ----------
     fiji_dir
         A Fiji.app folder, or a Maven endpoint/version for PyImageJ (``"sc.fiji:fiji"``,
-        ``"2.14.0"``): starts Fiji/ImageJ2 through :func:`imagej.init` (extra ``fiji``).
+        ``"2.14.0"``): starts Fiji/ImageJ2 through :func:`imagej.init` (extra ``fiji``). Java:
+        an installed one new enough for that Fiji (``JAVA_HOME``, the Java inside Fiji.app,
+        ``java`` on PATH), else scyjava downloads Java 21 (:func:`plan_fiji_java`).
     ij_jar
         A plain ImageJ 1.x jar. Default when neither is given: ``$IJ_JAR``, then
         ``/usr/share/java/ij.jar``.
@@ -375,6 +686,8 @@ def start_imagej(
         Extra JVM options, e.g. ``["-Xmx8g"]``; only effective when this call starts the JVM.
     gateway
         An existing PyImageJ gateway to attach to (when your code called ``imagej.init``).
+        Without it, attaching to a running JVM finds the gateway itself (:func:`find_gateway`;
+        e.g. in Fiji's Python mode).
 
     Returns
     -------
@@ -384,8 +697,8 @@ def start_imagej(
     Raises
     ------
     ImageJError
-        No jar/installation found, Java cannot start, a JVM without ImageJ runs already, or a
-        display-needing mode without a display.
+        No jar/installation found, Java cannot start, the installed Java is too old for the
+        Fiji, a JVM without ImageJ runs already, or a display-needing mode without a display.
     MissingExtraError
         Without jpype1/scyjava (``pip install 'rescunet-ij[imagej]'``) or, for Fiji, pyimagej.
     ConfigError

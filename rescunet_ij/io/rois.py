@@ -61,6 +61,7 @@ __all__ = [
     "read_raw_rois",
     "read_rois",
     "resolve_identities",
+    "roi_labels",
     "write_rois",
 ]
 
@@ -614,13 +615,55 @@ def _encode(outline: Outline, *, hyperstack: bool, dims: tuple[int, int, int]) -
     return roi
 
 
-def _entry_name(o: Outline, n_slices: int, n_channels: int) -> str:
-    name = f"t{o.frame + 1:04d}"
-    if n_slices > 1:
-        name += f"-z{o.z + 1:04d}"
-    if o.c is not None and n_channels > 1:
-        name += f"-c{o.c + 1:02d}"
-    return name + f"-obj{o.object_id:04d}.roi"
+def roi_labels(
+    outlines: Sequence[Outline],
+    *,
+    n_slices: int = 1,
+    n_channels: int = 1,
+    taken: Iterable[str] = (),
+) -> list[str]:
+    """The ROI Manager label of each outline (in the given order): unique and readable.
+
+    A label is the 1-based frame, ``-z0002`` when the movie has several planes, ``-c01`` when
+    it has several channels and the outline belongs to one, then the outline's
+    :attr:`~rescunet_ij.types.Outline.display_name`: ``t0003-nucleus-1``,
+    ``t0003-z0002-object-4``.
+    When two outlines of one frame/plane share a name (or the label is in ``taken``, e.g. the
+    labels already in a ROI Manager), the object id is added: ``t0003-cell-id2``. Slashes and
+    backslashes in names become ``_`` (a zip entry name must not make folders).
+
+    This is the RoiSet ``.zip`` entry name (plus ``.roi``) written by :func:`write_rois` (the ROI
+    Manager lists a RoiSet under its entry names) and the label the ImageJ bridge gives its ROIs
+    in the live ROI Manager, so ImageJ never has to rename duplicates when it saves the set.
+    Labels identify nothing: readers take identities from the ``object_id`` property, the
+    group, the ROI's own name (the object's name) or the order, never from labels.
+    """
+    items = list(outlines)
+    bases = []
+    for o in items:
+        label = f"t{o.frame + 1:04d}"
+        if n_slices > 1:
+            label += f"-z{o.z + 1:04d}"
+        if o.c is not None and n_channels > 1:
+            label += f"-c{o.c + 1:02d}"
+        name = " ".join(o.display_name.replace("/", "_").replace("\\", "_").split())
+        bases.append(f"{label}-{name or f'object-{o.object_id}'}")
+    used = set(taken)
+    counts: dict[str, int] = {}
+    for b in bases:
+        counts[b] = counts.get(b, 0) + 1
+    labels: list[str] = []
+    for o, base in zip(items, bases):
+        label = base
+        if counts[base] > 1 or label in used:
+            label = f"{base}-id{o.object_id}"
+        k = 2
+        while label in used:  # still taken (the same object twice): number it
+            label = f"{base}-id{o.object_id}-{k}"
+            k += 1
+        used.add(label)
+        labels.append(label)
+    return labels
 
 
 def write_rois(
@@ -666,8 +709,9 @@ def write_rois(
 
     Notes
     -----
-    Every ROI is a sub-pixel POLYGON named ``outline.display_name`` (zip entries are named
-    ``t0003[-z0001][-c01]-obj0002.roi`` so they stay unique), with group = object id (when
+    Every ROI is a sub-pixel POLYGON named ``outline.display_name`` (zip entries, which the
+    ROI Manager lists as labels, are named by :func:`roi_labels`, e.g. ``t0003-nucleus-1.roi``,
+    unique within the set), with group = object id (when
     <= 255), a stroke colour per object (:func:`object_color`) and the properties
     ``object_id`` (plus ``confidence``/``prompt_iou`` when set), so :func:`read_rois` recovers
     the identities. ROIs are sorted by frame, z, channel, then object id.
@@ -716,6 +760,7 @@ def write_rois(
         atomic_write(path, "wb", overwrite=overwrite) as fh,
         zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf,
     ):
-        for o, roi in zip(items, rois):
-            zf.writestr(_entry_name(o, dims[1], dims[0]), roi.tobytes())
+        labels = roi_labels(items, n_slices=dims[1], n_channels=dims[0])
+        for label, roi in zip(labels, rois):
+            zf.writestr(label + ".roi", roi.tobytes())
     return path

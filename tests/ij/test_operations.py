@@ -72,8 +72,9 @@ def test_full_flow_propagate_then_correct_and_repropagate(ij1, rm, sim, ij_model
     assert "3 object(s) propagated from frame 1 through frame 8" in str(summary)
     rows = _rm_rows(rm)
     assert rows[:3] == [("cell 1", 1), ("cell 2", 1), ("cell 3", 1)]
-    # the same ordered objects in every frame, named like their seed
-    assert rows[3:] == [(f"cell {k}", t) for t in range(2, 9) for k in (1, 2, 3)]
+    # the same ordered objects in every frame, named like their seed, labelled with the frame
+    assert rows[3:] == [(f"t{t:04d}-cell {k}", t) for t in range(2, 9) for k in (1, 2, 3)]
+    assert {str(r.getName()) for r in rm.getRoisAsArray()} == {"cell 1", "cell 2", "cell 3"}
     score, outs = _mean_iou(rm, imp, sim)
     assert score > 0.6
     assert all(o.confidence is not None for o in outs if o.frame > 0)
@@ -85,7 +86,7 @@ def test_full_flow_propagate_then_correct_and_repropagate(ij1, rm, sim, ij_model
     untouched = [
         r.getFloatPolygon().xpoints[0] for r in rm.getRoisAsArray() if r.getPosition() <= 4
     ]
-    idx = next(i for i, (name, t) in enumerate(_rm_rows(rm)) if (name, t) == ("cell 2", 4))
+    idx = next(i for i, row in enumerate(_rm_rows(rm)) if row == ("t0004-cell 2", 4))
     gt = next(o for o in labels_to_outlines(sim.labels, range(3, 4)) if o.object_id == 2)
     fixed = java_polygon_roi(gt.polygon, name="cell 2", position=4)
     fixed.setProperty("object_id", "2")
@@ -109,6 +110,44 @@ def test_full_flow_propagate_then_correct_and_repropagate(ij1, rm, sim, ij_model
     assert [
         r.getFloatPolygon().xpoints[0] for r in rm.getRoisAsArray() if r.getPosition() <= 4
     ] == untouched
+
+
+@pytest.mark.slow
+def test_propagated_roiset_saved_and_reopened_keeps_frame_1_labels(
+    ij1, rm, sim, ij_model_path, tmp_path
+):
+    """Issue 10: every frame's ROI of an object had the seed's label ("nucleus-1" eight times);
+    ImageJ renamed the duplicates on save, so reopened, frame 1 listed nucleus-4/5/6."""
+    import zipfile
+
+    from rescunet_ij.bridge import propagate_in_imagej, roimanager_to_outlines
+    from rescunet_ij.demo import labels_to_outlines
+
+    imp = _open_movie(sim)
+    for o in labels_to_outlines(sim.labels, range(1)):
+        rm.addRoi(java_polygon_roi(o.polygon, name=f"nucleus-{o.object_id}", position=1))
+    seeds = ["nucleus-1", "nucleus-2", "nucleus-3"]
+    assert [lab for lab, _ in _rm_rows(rm)] == seeds
+    propagate_in_imagej(ij_model_path, imp, rm, start_frame=1)
+    labels = [lab for lab, _ in _rm_rows(rm)]
+    assert labels[:3] == seeds
+    assert labels[3:6] == ["t0002-nucleus-1", "t0002-nucleus-2", "t0002-nucleus-3"]
+    assert len(set(labels)) == len(labels) == 24
+    before = [(o.frame, o.object_id, o.name) for o in roimanager_to_outlines(rm, imp)]
+    path = tmp_path / "RoiSet.zip"
+    assert rm.runCommand("Save", str(path))
+    assert [n[:-4] for n in zipfile.ZipFile(path).namelist()] == labels
+    rm.reset()
+    assert rm.runCommand("Open", str(path))
+    assert [lab for lab, _ in _rm_rows(rm)] == labels  # frame 1 keeps nucleus-1/2/3
+    assert _rm_rows(rm)[:3] == [(name, 1) for name in seeds]
+    after = [(o.frame, o.object_id, o.name) for o in roimanager_to_outlines(rm, imp)]
+    assert after == before
+    assert {name for _, _, name in after} == set(seeds)
+    from rescunet_ij.io.rois import read_rois
+
+    from_file = read_rois(path, n_frames=8)
+    assert [(o.frame, o.object_id, o.name) for o in from_file] == before
 
 
 @pytest.mark.slow

@@ -58,8 +58,8 @@ def test_replace_only_recomputed_frames_and_objects(ij1, rm):
     st = _state(rm)
     assert st[:4] == before  # the user's ROIs keep their places and labels
     assert [(lab, pos, oid) for lab, pos, oid in st[4:6]] == [
-        ("object-1", 2, 1),
-        ("object-2", 2, 2),
+        ("t0002-object-1", 2, 1),
+        ("t0002-object-2", 2, 2),
     ]
     assert [pos for _, pos, _ in st[4:]] == [2, 2, 3, 3, 4, 4, 5, 5, 6, 6]
 
@@ -116,7 +116,8 @@ def test_replace_all(ij1, rm):
     rm.addRoi(java_polygon_roi(square(10, 10), name="mine", position=1))
     s = outlines_to_roimanager(_pred([0, 1], [1]), rm, imp, replace_all=True)
     assert (s.added, s.removed, s.total) == (2, 1, 2)
-    assert [str(rm.getName(i)) for i in range(2)] == ["object-1", "object-1"]
+    assert [str(rm.getName(i)) for i in range(2)] == ["t0001-object-1", "t0002-object-1"]
+    assert [str(r.getName()) for r in rm.getRoisAsArray()] == ["object-1", "object-1"]
 
 
 def test_hidden_roi_manager_and_many_rois(ij1):

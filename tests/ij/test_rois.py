@@ -76,9 +76,13 @@ def test_outlines_to_roimanager_saved_by_imagej_read_by_roifile(ij1, rm, tmp_pat
     summary = outlines_to_roimanager(outs, rm, imp)
     assert (summary.added, summary.removed, summary.total) == (15, 0, 15)
     labels = [str(rm.getName(i)) for i in range(rm.getCount())]
-    assert labels == [f"object-{k}" for f in range(5) for k in (1, 2, 3)]
+    assert labels == [f"t{f + 1:04d}-object-{k}" for f in range(5) for k in (1, 2, 3)]
+    assert [str(r.getName()) for r in rm.getRoisAsArray()][:2] == ["object-1", "object-2"]
     zpath = tmp_path / "RoiSet.zip"
     assert rm.runCommand("Save", str(zpath))
+    import zipfile
+
+    assert [n[:-4] for n in zipfile.ZipFile(zpath).namelist()] == labels  # nothing renamed
     got = roifile.roiread(zpath)
     assert len(got) == 15
     assert [(r.position, r.group, str(r.properties["object_id"])) for r in got[:4]] == [
@@ -281,3 +285,49 @@ def test_bad_inputs(ij1, rm):
         pytest.warns(UserWarning, match="without an area"),
     ):
         roimanager_to_outlines(rm, imp)
+
+
+@pytest.mark.parametrize("dims", [(1, 1, 4), (2, 3, 4)], ids=["time-only", "hyperstack"])
+def test_roiset_opened_and_saved_again_by_imagej_keeps_labels_and_identities(
+    ij1, rm, tmp_path, dims
+):
+    """Issue 10: ImageJ renamed duplicate labels on save (frame 1's nucleus-1 came back as
+    nucleus-4); labels are now unique, and reading never depends on them."""
+    import zipfile
+
+    from rescunet_ij.bridge import roimanager_to_outlines
+    from rescunet_ij.io.rois import roi_labels
+
+    n_c, n_z, n_t = dims
+    imp = _imp(c=n_c, z=n_z, t=n_t)
+    c = 1 if n_c > 1 else None
+    z = 2 if n_z > 1 else 0
+    names = {1: "nucleus-1", 2: "nucleus-2", 3: "cell", 4: "cell"}  # 3 and 4 share a name
+    outs = [
+        Outline(k, f, square(2 + 14 * (k - 1) + f, 3 + f, 8), z=z, c=c, name=names[k])
+        for f in range(n_t)
+        for k in names
+    ]
+    ordered = sorted(outs, key=lambda o: o.sort_key)
+    labels = roi_labels(ordered, n_slices=n_z, n_channels=n_c)
+    assert len(set(labels)) == len(labels)
+    assert labels[0].startswith("t0001-") and labels[0].endswith("-nucleus-1")
+    first = write_rois(tmp_path / "ours.zip", outs, n_frames=n_t, n_slices=n_z, n_channels=n_c)
+    assert rm.runCommand("Open", str(first))
+    assert [str(rm.getName(i)) for i in range(rm.getCount())] == labels
+    assert [str(r.getName()) for r in rm.getRoisAsArray()] == [o.name for o in ordered]
+    resaved = tmp_path / "RoiSet.zip"
+    assert rm.runCommand("Save", str(resaved))
+    assert [n[:-4] for n in zipfile.ZipFile(resaved).namelist()] == labels  # none renamed
+    rm.reset()
+    assert rm.runCommand("Open", str(resaved))
+    assert [str(rm.getName(i)) for i in range(rm.getCount())] == labels
+    frame1 = [str(rm.getName(i)) for i in range(len(names))]
+    assert all(lab.startswith("t0001-") for lab in frame1)
+    for back in (
+        read_rois(resaved, n_frames=n_t, n_slices=n_z, n_channels=n_c),
+        roimanager_to_outlines(rm, imp),
+    ):
+        assert [(o.frame, o.z, o.c, o.object_id, o.name) for o in back] == [
+            (o.frame, o.z, o.c, o.object_id, o.name) for o in ordered
+        ]
