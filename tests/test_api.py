@@ -196,7 +196,9 @@ SERVICE_SHELLS = [
 ]
 
 
-@pytest.mark.parametrize("shell", ["cli.py", "demo.py", "bridge/operations.py", *SERVICE_SHELLS])
+@pytest.mark.parametrize(
+    "shell", ["cli.py", "demo.py", "fiji_install.py", "bridge/operations.py", *SERVICE_SHELLS]
+)
 def test_shells_call_only_the_api(shell):
     """The CLI, the demo and the bridge's user operations reach the core only through api."""
     allowed = (
@@ -209,6 +211,7 @@ def test_shells_call_only_the_api(shell):
         "cli.py": (
             "rescunet_ij.demo",
             "rescunet_ij.doctor",
+            "rescunet_ij.fiji_install",
             "rescunet_ij.notebook",
             "rescunet_ij.service",
         ),
@@ -233,7 +236,7 @@ LAYERS = [
     {"data", "report", "sample_data"},
     {"train", "propagate"},
     {"api"},
-    {"cli", "demo", "notebook", "bridge", "doctor", "service", "__main__"},
+    {"cli", "demo", "notebook", "bridge", "doctor", "service", "fiji_install", "__main__"},
 ]
 """docs/ARCHITECTURE.md's layers, bottom first: a module imports only from its own or lower ones."""
 
