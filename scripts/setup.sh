@@ -32,4 +32,22 @@ if [ "$want_test" = "test" ]; then
 else
     python -m pip install -q -e .
 fi
+if [ "$want_test" = "test" ] && [ ! -f .cache/groovy4/groovy-4.0.26.jar ]; then
+    # Groovy 4 (what Fiji ships) for tests/fiji, without Maven: the npm package npm-groovy-lint
+    # carries the Apache Groovy 4.0.26 jars (Apache-2.0).
+    if command -v npm >/dev/null 2>&1; then
+        echo "fetching the Groovy 4.0.26 jars (npm pack npm-groovy-lint@18.0.0) into .cache/groovy4/"
+        mkdir -p .cache/groovy4
+        tmp=$(mktemp -d)
+        (cd "$tmp" && npm pack -q npm-groovy-lint@18.0.0 >/dev/null \
+            && tar xzf npm-groovy-lint-18.0.0.tgz package/lib/java/groovy/lib/groovy-4.0.26.jar \
+                   package/lib/java/groovy/lib/groovy-json-4.0.26.jar) \
+            && cp "$tmp"/package/lib/java/groovy/lib/groovy-4.0.26.jar \
+                  "$tmp"/package/lib/java/groovy/lib/groovy-json-4.0.26.jar .cache/groovy4/ \
+            || echo "could not fetch the Groovy 4 jars: tests/fiji will be skipped"
+        rm -rf "$tmp"
+    else
+        echo "npm not found: tests/fiji (the Fiji commands) will be skipped"
+    fi
+fi
 echo "ready: . .venv/bin/activate  (then: rescunet-ij --help)"
