@@ -511,6 +511,28 @@ def test_bench_service_quick(tmp_path):
     assert "HTTP overhead (b - a) / a" in proc.stdout and "| movie | raw .npy" in proc.stdout
 
 
+# ----------------------------------------------------------------------------- bench_fiji_apply
+@pytest.mark.ij
+def test_bench_fiji_apply_quick(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent / "fiji"))
+    try:
+        from harness import skip_reason
+    finally:
+        sys.path.pop(0)
+    reason = skip_reason()
+    if reason:
+        pytest.skip(reason)
+    out_json = tmp_path / "fiji_apply.json"
+    proc = _run(["benchmarks/bench_fiji_apply.py", "--quick", "--out", str(out_json)], timeout=600)
+    report = json.loads(out_json.read_text())
+    for key in ("command", "in_process"):
+        assert report[key]["n"] == 3 and 0 < report[key]["min_ms"] <= report[key]["median_ms"]
+    # the command did the work: the 4 objects of frame 2 and their predictions on frame 3
+    assert report["predicted_in_process"] == 4
+    assert report["rois_after"] == 8 and report["frames_after"] == [2, 3]
+    assert "Fiji command (call -> ROIs in the manager)" in proc.stdout
+
+
 # ----------------------------------------------------------------------------- every script covered
 SCRIPTS = sorted(p for p in BENCH.glob("*.py"))
 

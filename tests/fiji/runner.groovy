@@ -346,8 +346,8 @@ for (step in plan.steps) {
         res.error = e.toString()
         def sw = new StringWriter(); e.printStackTrace(new PrintWriter(sw)); res.trace = sw.toString()
     }
-    IJ.wait(150)  // let the watchdog see a dialog shown at the end
-    res.seconds = (System.currentTimeMillis() - t0) / 1000.0
+    res.seconds = (System.currentTimeMillis() - t0) / 1000.0  // the step itself (benchmarks)
+    if (step.wait != false) IJ.wait(150)  // let the watchdog see a dialog shown at the end
     res.log = IJ.getLog() ?: ""
     res.dialogs = new ArrayList(dialogs.subList(dialogsBefore, dialogs.size()))
     res.last_error = System.getProperty("rescunet.last_error")

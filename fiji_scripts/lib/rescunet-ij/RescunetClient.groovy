@@ -328,7 +328,19 @@ class RescunetClient {
 
     // ------------------------------------------------------------------ models
 
+    // Hashing a 125 MB model takes ~0.3 s: done once per file version (path, size, time).
+    private static final Map<String, String> MODEL_IDS = Collections.synchronizedMap([:])
+
     static String modelId(File f) {
+        String key = f.canonicalPath + "|" + f.length() + "|" + f.lastModified()
+        String known = MODEL_IDS.get(key)
+        if (known != null) return known
+        String id = hashId(f)
+        MODEL_IDS.put(key, id)
+        return id
+    }
+
+    private static String hashId(File f) {
         def md = MessageDigest.getInstance("SHA-256")
         f.withInputStream { is ->
             byte[] buf = new byte[1 << 20]
