@@ -3,7 +3,9 @@
 // Installed as Fiji.app/lib/rescunet-ij/RescunetClient.groovy (NOT under scripts/, which would make
 // it a menu command). Each command loads it with
 //     new GroovyClassLoader(getClass().getClassLoader()).parseClass(file)
-// where file = the system property "rescunet.lib" if set, else <Fiji.app>/lib/rescunet-ij/RescunetClient.groovy.
+// where file = the system property "rescunet.lib" if set, else <Fiji.app>/lib/rescunet-ij/RescunetClient.groovy,
+// and keeps the compiled class for the session (system property "rescunet.lib.cache", keyed by the
+// file's path and modification time).
 //
 // What it does: the settings (ImageJ preferences rescunet.url, rescunet.token, rescunet.env,
 // rescunet.model), HTTP to the rescunet-ij service (JSON and multipart, groovy.json), the model id
