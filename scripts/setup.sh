@@ -14,6 +14,10 @@ if [ "$want_test" = "test" ] && command -v apt-get >/dev/null 2>&1; then
     done
     # The ROI Manager is an AWT window: a full JRE (libawt_xawt) is needed, not only headless.
     if ! ls /usr/lib/jvm/*/lib/libawt_xawt.so >/dev/null 2>&1; then need="$need openjdk-17-jre"; fi
+    # npm fetches the Groovy 4 jars for tests/fiji (below), when they are not there yet.
+    if [ ! -f .cache/groovy4/groovy-4.0.26.jar ] && ! command -v npm >/dev/null 2>&1; then
+        need="$need npm"
+    fi
     if [ -n "$need" ]; then
         echo "installing system packages:$need"
         SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
