@@ -1,7 +1,6 @@
 """examples/imagej_propagate.py under xvfb-run, as docs/bridge.md tells users to run it.
 
-(The Python-mode Fiji scripts this file tested are gone: the Groovy commands in
-fiji_scripts/Plugins/ReSCU-Net replace them; the batch macro is tested in test_exec_macro.py.)
+(The Fiji commands are tested in tests/fiji, the exec() batch macro in test_exec_macro.py.)
 """
 
 from __future__ import annotations
