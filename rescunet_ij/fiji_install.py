@@ -101,19 +101,24 @@ def package_dir() -> Path:
     return Path(__file__).resolve().parent
 
 
-def find_source() -> Path:
-    """The folder holding the Fiji files: the source checkout's, else the package's data."""
-    checkout = package_dir().parent / "fiji_scripts"
-    if checkout.is_dir():
-        return checkout
-    data = package_dir() / "fiji"
-    if data.is_dir():
-        return data
+def find_source(package: Path | None = None) -> Path:
+    """The folder holding the Fiji files: the source checkout's, else the package's data.
+
+    In a source checkout (also an editable install) that is ``fiji_scripts/`` next to the
+    package; an installed wheel carries the same files as ``rescunet_ij/fiji/`` (setup.py copies
+    them there when it builds). ``package`` is the package folder (default: this one).
+    """
+    package = package_dir() if package is None else Path(package)
+    checkout = package.parent / "fiji_scripts"
+    data = package / "fiji"
+    for folder in (checkout, data):
+        if (folder / LAYOUT[0][0]).is_dir():  # Plugins/ReSCU-Net: not just any fiji_scripts/
+            return folder
     raise DataError(
         f"the Fiji files are not part of this installation: neither {checkout} (a source "
-        f"checkout) nor {data} (package data) exists. Install rescunet-ij from its source "
-        "checkout (pip install -e .) to use install-fiji; a later release ships the files in "
-        "the wheel"
+        f"checkout) nor {data} (package data of a wheel) holds {LAYOUT[0][0]}/. Reinstall "
+        "rescunet-ij (pip install --force-reinstall rescunet-ij, or pip install -e . in a "
+        "checkout)"
     )
 
 
