@@ -591,8 +591,21 @@ def notebook(
         Optional[str], typer.Option(help="seed RoiSet.zip for the test movie")
     ] = None,
     package_spec: Annotated[
-        Optional[str], typer.Option(help="what the notebook pip-installs (default: this version)")
+        Optional[str],
+        typer.Option(
+            help="what the notebook pip-installs instead of the embedded wheel: an index version "
+            "(rescunet-ij==0.1.0), a git URL or a path (nothing is embedded then)"
+        ),
     ] = None,
+    embed: Annotated[
+        bool,
+        typer.Option(
+            "--embed/--no-embed",
+            help="embed this rescunet-ij as a wheel in the notebook (a few hundred kB), so it "
+            "installs without a package index; --no-embed: pip-install rescunet-ij==<this "
+            "version> from an index",
+        ),
+    ] = True,
     input_size: InputSize = None,
     subimage_size: SubimageSize = None,
     learning_rate: LearningRate = None,
@@ -624,12 +637,24 @@ def notebook(
         test_movie=test_movie,
         test_rois=test_rois,
         package_spec=package_spec,
+        embed_wheel=None if embed else False,
         overwrite=overwrite,
     )
-    _console().print(
+    console = _console()
+    console.print(
         f"[green]wrote {out}[/green]: upload it with your testtrain.zip to Colab "
         "(File > Upload notebook), pick a GPU runtime and run all cells"
     )
+    if package_spec is None and embed:
+        console.print(
+            f"it installs rescunet-ij {__version__} from the wheel embedded in it "
+            "(no package index needed)",
+            highlight=False,
+        )
+    else:
+        console.print(
+            f"it pip-installs {package_spec or f'rescunet-ij=={__version__}'}", highlight=False
+        )
 
 
 @app.command()

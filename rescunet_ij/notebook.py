@@ -5,7 +5,9 @@ The notebook is built cell by cell with :mod:`nbformat` (an optional extra: ``pi
 
 1. introduces itself and lists the training parameters in a table;
 2. checks that the runtime has a GPU and says how to switch to one if not;
-3. installs rescunet-ij (the generator's version, or ``package_spec``);
+3. installs rescunet-ij: by default the wheel of the generator's own rescunet-ij, embedded in the
+   notebook (base64, a few hundred kB; see :func:`embedded_wheel`), so it needs no package index
+   for it; or what ``package_spec`` names (an index version, a git URL);
 4. reads the training parameters (checked again on Colab);
 5. finds the uploaded ``testtrain.zip`` or mounts Google Drive, and checks the training set;
 6. trains with per-epoch progress and shows the training curve;
@@ -14,24 +16,42 @@ The notebook is built cell by cell with :mod:`nbformat` (an optional extra: ``pi
 
 The code cells are real Python files in ``rescunet_ij/notebook_cells/`` (package data, checked by
 ruff and the tests), copied into the notebook unchanged except two: the generator fills in the
-values of the *settings* cell (``settings.py``, Colab ``# @param`` form fields) and of the
-*training parameters* cell (``parameters.py``). The cells call only :mod:`rescunet_ij.api` (and
-:mod:`rescunet_ij.errors`); each takes the names it needs from the cells above with
-``from __main__ import ...`` (a notebook kernel's variables live in ``__main__``), so the linter
-sees every name and a cell run out of order says which name is missing.
+values of the *settings* cell (``settings.py``, Colab ``# @param`` form fields), of the
+*training parameters* cell (``parameters.py``) and of the *wheel* cell (``wheel.py``, the
+embedded wheel as base64, a Colab form cell whose code is hidden). The cells call only
+:mod:`rescunet_ij.api` (and :mod:`rescunet_ij.errors`); each takes the names it needs from the
+cells above with ``from __main__ import ...`` (a notebook kernel's variables live in
+``__main__``), so the linter sees every name and a cell run out of order says which name is missing.
 
 The parameters are validated when the notebook is generated, so a bad value fails here and not
 an hour later on Colab. Test mode: with the environment variable ``RESCUNET_NOTEBOOK_TEST=1`` set
 for the kernel, the GPU check accepts a CPU and the install step does nothing (the notebook then
 uses the rescunet-ij installed in the kernel's Python).
+
+The embedded wheel is built once per version and source hash and cached in
+:func:`wheel_cache_dir` (``$RESCUNET_IJ_CACHE_DIR/wheels``, else the user cache folder).
 """
 
 from __future__ import annotations
 
 import ast
+import base64
+import hashlib
+import importlib.metadata
+import importlib.util
+import io
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
 import warnings
+import zipfile
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -50,7 +70,11 @@ __all__ = [
     "DEFAULT_TRAINING_ZIP",
     "MODEL_FILE",
     "TEST_MODE_ENV",
+    "WHEEL_CACHE_ENV",
+    "EmbeddedWheel",
     "build_training_notebook",
+    "embedded_wheel",
+    "wheel_cache_dir",
     "write_training_notebook",
 ]
 
@@ -67,7 +91,7 @@ CELL_FOLDER = "notebook_cells"
 """The package-data folder (in ``rescunet_ij``) holding the code cells as ``.py`` files."""
 
 # The notebook from top to bottom: (cell id, "file.py" for a code cell, or the markdown text).
-# The introduction is generated; the code of "settings" and "parameters" is filled in.
+# The introduction is generated; the code of "settings", "parameters" and "wheel" is filled in.
 _LAYOUT: list[tuple[str, str]] = [
     ("introduction", ""),
     ("settings", "settings.py"),
@@ -78,6 +102,7 @@ _LAYOUT: list[tuple[str, str]] = [
     ),
     ("gpu-check", "gpu_check.py"),
     ("install-title", "## 2. Install rescunet-ij"),
+    ("wheel", "wheel.py"),
     ("install", "install.py"),
     (
         "parameters-title",
@@ -107,6 +132,9 @@ _LAYOUT: list[tuple[str, str]] = [
 
 CELL_FILES: dict[str, str] = {cid: text for cid, text in _LAYOUT if text.endswith(".py")}
 """Code cell id -> its file in :data:`CELL_FOLDER`, in notebook order."""
+
+# Cell metadata of the wheel cell: a form in Colab (code hidden), collapsed in JupyterLab.
+_HIDDEN_CODE = {"cellView": "form", "jupyter": {"source_hidden": True}}
 
 # Short explanations for the parameter table where the config field has no description.
 _DESCRIPTIONS = {
@@ -217,11 +245,12 @@ def _literal(value: Any, indent: str = "") -> str:
     return repr(value)
 
 
-def _fill(name: str, values: Mapping[str, Any]) -> str:
+def _fill(name: str, values: Mapping[str, Any], sources: Mapping[str, str] | None = None) -> str:
     """The cell file ``name`` with the values of its top-level assignments ``NAME = ...`` replaced.
 
     Only the value is replaced, so a comment after it (Colab's ``# @param``) stays. Every name must
-    be assigned exactly once at the top level of the file.
+    be assigned exactly once at the top level of the file. ``sources`` may give the Python source
+    to write for some names (it must evaluate to the value).
     """
     source = _cell_file(name)
     assigned = [
@@ -240,7 +269,7 @@ def _fill(name: str, values: Mapping[str, Any]) -> str:
     # ast positions are UTF-8 byte offsets; replace from the bottom up so earlier ones stay valid.
     lines = [line.encode("utf-8") for line in source.splitlines(keepends=True)]
     for key, node in sorted(assigned, key=lambda kv: kv[1].lineno, reverse=True):
-        text = _literal(values[key])
+        text = (sources or {}).get(key) or _literal(values[key])
         if ast.literal_eval(text) != values[key]:  # e.g. a value that is not plain data
             raise RescunetError(f"cannot write {key} = {values[key]!r} into the notebook")
         end_line, end_col = node.end_lineno, node.end_col_offset
@@ -257,6 +286,284 @@ def _flat_parameters(config: TrainConfig) -> dict[str, Any]:
     data = config.model_dump(mode="json")
     model = data.pop("model")
     return {**{k: model[k] for k in ModelConfig.model_fields}, **data}
+
+
+# --------------------------------------------------------------------------- the embedded wheel
+WHEEL_CACHE_ENV = "RESCUNET_IJ_CACHE_DIR"
+"""Environment variable: the folder for cached files (default: the platform's user cache folder)."""
+
+# Top-level folders of a source checkout that never go into the wheel (not copied, not hashed).
+_NOT_IN_WHEEL = {"tests", "benchmarks", "docs", "examples", "build", "dist", "venv", "node_modules"}
+# Files an installer adds to a dist-info folder (not part of the wheel it installed).
+_INSTALLER_FILES = {"INSTALLER", "REQUESTED", "direct_url.json", "RECORD"}
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)  # fixed entry times: the same files give the same wheel bytes
+
+
+@dataclass(frozen=True)
+class EmbeddedWheel:
+    """A wheel of the running rescunet-ij, to embed in a notebook."""
+
+    name: str
+    """The wheel's file name, e.g. ``rescunet_ij-0.1.0-py3-none-any.whl``."""
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        """The hex SHA-256 of the wheel file."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+def wheel_cache_dir() -> Path:
+    """Where built wheels are kept (``$RESCUNET_IJ_CACHE_DIR/wheels`` or the user cache folder)."""
+    if os.environ.get(WHEEL_CACHE_ENV):
+        base = Path(os.environ[WHEEL_CACHE_ENV])
+    elif sys.platform == "win32":
+        local = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+        base = Path(local) / "rescunet-ij" / "Cache"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches" / "rescunet-ij"
+    else:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "rescunet-ij"
+    return base / "wheels"
+
+
+def _package_dir() -> Path:
+    return Path(__file__).resolve().parent
+
+
+def _source_root() -> Path | None:
+    """The source checkout this package is imported from (editable install or path), or None."""
+    root = _package_dir().parent
+    try:
+        text = (root / "pyproject.toml").read_text("utf-8")
+    except OSError:
+        return None
+    return root if re.search(r'^name\s*=\s*"rescunet[-_]ij"', text, re.MULTILINE) else None
+
+
+def _source_files(root: Path) -> list[Path]:
+    """The files of a checkout a wheel can be built from: all but tests, caches, venvs, VCS."""
+    files = []
+    for path in sorted(root.iterdir()):
+        name = path.name
+        if path.is_file():
+            files.append(path)
+        elif path.is_dir() and not (
+            name.startswith(".") or name in _NOT_IN_WHEEL or name.endswith(".egg-info")
+        ):
+            # os.walk in sorted order, skipping caches, so the hash is the same on every machine
+            for folder, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+                files.extend(
+                    Path(folder, n) for n in sorted(names) if not n.endswith((".pyc", ".pyo"))
+                )
+    return files
+
+
+def _digest(items: list[tuple[str, bytes]]) -> str:
+    h = hashlib.sha256()
+    for rel, data in items:
+        h.update(rel.encode("utf-8") + b"\0" + str(len(data)).encode() + b"\0" + data)
+    return h.hexdigest()[:16]
+
+
+def _pip_wheel(src: Path, out: Path) -> None:
+    """``pip wheel`` the project at ``src`` into ``out``; offline when setuptools can build here."""
+    base = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(out)]
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "315532800", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
+    # Without build isolation pip uses this environment's setuptools (no download); with it, pip
+    # fetches setuptools from the index (a Python 3.12+ venv may have no setuptools at all).
+    attempts = [[*base, "--no-build-isolation", str(src)], [*base, str(src)]]
+    if importlib.util.find_spec("setuptools") is None:
+        attempts = attempts[1:]
+    messages = []
+    for cmd in attempts:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+        if proc.returncode == 0 and list(out.glob("*.whl")):
+            return
+        messages.append(f"$ {' '.join(cmd)}\n{(proc.stdout + proc.stderr)[-2000:]}")
+    raise RescunetError(
+        "cannot build a wheel of rescunet-ij to embed in the notebook:\n"
+        + "\n".join(messages)
+        + "\ngive the notebook something to pip-install instead: --package-spec (a git URL, or "
+        f"rescunet-ij=={__version__} from a package index)"
+    )
+
+
+def _wheel_from_source(root: Path, build_dir: Path) -> Path:
+    """Build the wheel from a copy of the checkout (a build in place would leave build/ behind)."""
+    src = build_dir / "src"
+    for path in _source_files(root):
+        target = src / path.relative_to(root)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
+    _pip_wheel(src, build_dir / "out")
+    return next((build_dir / "out").glob("*.whl"))
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def _wheel_from_installed(dist: Any, build_dir: Path) -> Path:
+    """Pack the installed files of ``dist`` (its RECORD) back into the wheel they came from.
+
+    The RECORD lists every file the wheel installed; the package and its dist-info are zipped
+    again, minus the files pip adds (INSTALLER, REQUESTED, direct_url.json, the bytecode), with a
+    new RECORD. Console scripts are not packed: pip writes them again from entry_points.txt.
+    Installed data files (``*.data/data/...``) are mapped back from the environment's data folder.
+    """
+    site = Path(dist.locate_file("")).resolve()
+    info_dir = next(
+        (
+            str(p).split("/")[0]
+            for p in dist.files or []
+            if str(p).split("/")[0].endswith(".dist-info")
+        ),
+        None,
+    )
+    if info_dir is None:
+        raise RescunetError("the installed rescunet-ij has no RECORD of its files")
+    data_root = Path(sysconfig.get_paths()["data"]).resolve()
+    scripts_root = Path(sysconfig.get_paths()["scripts"]).resolve()
+    members: dict[str, bytes] = {}
+    for entry in dist.files:
+        rel = str(entry)
+        parts = rel.split("/")
+        if "__pycache__" in parts or rel.endswith((".pyc", ".pyo")):
+            continue
+        if parts[0] == info_dir and parts[-1] in _INSTALLER_FILES and len(parts) == 2:
+            continue
+        path = (site / rel).resolve()
+        if parts[0] == "..":
+            if path.is_relative_to(scripts_root) or not path.is_relative_to(data_root):
+                continue  # console scripts (pip makes them again) or files outside the prefix
+            data_rel = path.relative_to(data_root).as_posix()
+            rel = f"{info_dir[: -len('.dist-info')]}.data/data/{data_rel}"
+        members[rel] = path.read_bytes()
+    tags = [
+        line.split(":", 1)[1].strip()
+        for line in members.get(f"{info_dir}/WHEEL", b"").decode().splitlines()
+        if line.startswith("Tag:")
+    ]
+    name = f"{info_dir[: -len('.dist-info')]}-{tags[0] if tags else 'py3-none-any'}.whl"
+    record = "".join(
+        f"{rel},{_record_hash(data)},{len(data)}\n" for rel, data in sorted(members.items())
+    )
+    members[f"{info_dir}/RECORD"] = (record + f"{info_dir}/RECORD,,\n").encode()
+    path = build_dir / name
+    # dist-info last, as wheels are written (installers may read it first; order does not matter)
+    order = sorted(members, key=lambda r: (r.startswith(info_dir), r == f"{info_dir}/RECORD", r))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for rel in order:
+            entry = zipfile.ZipInfo(rel, _ZIP_EPOCH)
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            zf.writestr(entry, members[rel])
+    return path
+
+
+def _installed_dist() -> Any:
+    """The installed distribution whose files are the ones imported here, or None."""
+    try:
+        dist = importlib.metadata.distribution("rescunet-ij")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    init = Path(dist.locate_file("rescunet_ij/__init__.py"))
+    if not init.is_file() or init.resolve() != _package_dir() / "__init__.py" or not dist.files:
+        return None
+    return dist
+
+
+def _check_wheel(data: bytes, name: str) -> None:
+    """A built wheel must hold this version's package and its cell files."""
+    needed = [
+        "rescunet_ij/__init__.py",
+        *(f"rescunet_ij/{CELL_FOLDER}/{f}" for f in CELL_FILES.values()),
+        f"rescunet_ij-{__version__}.dist-info/METADATA",
+    ]
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            missing = [n for n in needed if n not in zf.namelist()]
+    except zipfile.BadZipFile:
+        missing = ["(not a zip file)"]
+    if missing or not name.startswith(f"rescunet_ij-{__version__}-"):
+        raise RescunetError(
+            f"the wheel built of rescunet-ij ({name}) lacks "
+            f"{', '.join(missing) or 'this version'}; use --package-spec instead of embedding"
+        )
+
+
+def embedded_wheel() -> EmbeddedWheel:
+    """A wheel of the running rescunet-ij (this version, these files), built once and cached.
+
+    From a source checkout (an editable install, or the checkout on ``sys.path``) the wheel is
+    built by ``pip wheel --no-build-isolation`` from a copy of the checkout (without tests,
+    benchmarks, docs); from an installed wheel the installed files are packed again (see
+    :func:`_wheel_from_installed`). The result is cached in :func:`wheel_cache_dir` under the
+    version and a hash of the source files, so a change to the code builds a new wheel.
+
+    Raises
+    ------
+    RescunetError
+        If no wheel can be built (no checkout and no RECORD, or pip fails); the message suggests
+        ``--package-spec``.
+    """
+    root = _source_root()
+    dist = None if root is not None else _installed_dist()
+    if root is not None:
+        files = _source_files(root)
+        key = _digest([(p.relative_to(root).as_posix(), p.read_bytes()) for p in files])
+    elif dist is not None:
+        key = _digest([("RECORD", (dist.read_text("RECORD") or "").encode())])
+    else:
+        raise RescunetError(
+            f"cannot embed rescunet-ij in the notebook: {_package_dir()} is neither a source "
+            "checkout nor an installed wheel with a RECORD; use --package-spec"
+        )
+    cache = wheel_cache_dir() / f"{__version__}-{key}"
+    cached = sorted(cache.glob("*.whl")) if cache.is_dir() else []
+    if cached:
+        data = cached[0].read_bytes()
+        try:
+            _check_wheel(data, cached[0].name)
+            return EmbeddedWheel(cached[0].name, data)
+        except RescunetError:
+            pass  # a damaged cache entry: build again
+    with tempfile.TemporaryDirectory(prefix="rescunet-wheel-") as tmp:
+        build_dir = Path(tmp)
+        built = (
+            _wheel_from_source(root, build_dir)
+            if root is not None
+            else _wheel_from_installed(dist, build_dir)
+        )
+        wheel = EmbeddedWheel(built.name, built.read_bytes())
+    _check_wheel(wheel.data, wheel.name)
+    try:  # cache it (atomically); a read-only cache folder only costs the next call a rebuild
+        cache.mkdir(parents=True, exist_ok=True)
+        part = cache / f".{wheel.name}.{os.getpid()}.part"
+        part.write_bytes(wheel.data)
+        os.replace(part, cache / wheel.name)
+        _prune_cache(cache.parent, keep=cache)
+    except OSError:
+        pass
+    return wheel
+
+
+def _prune_cache(folder: Path, keep: Path, entries: int = 8) -> None:
+    """Remove all but the newest ``entries`` cached wheels (each source change makes one)."""
+    old = sorted(
+        (p for p in folder.iterdir() if p.is_dir() and p != keep),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for path in old[entries - 1 :]:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _base64_literal(data: bytes) -> str:
+    """``data`` as a triple-quoted base64 string, 76 characters a line (newlines decode away)."""
+    return '"""\\\n' + base64.encodebytes(data).decode("ascii") + '"""'
 
 
 # --------------------------------------------------------------------------- markdown
@@ -286,7 +593,18 @@ def _intro_markdown(
     training_zip: str | None,
     drive_path: str | None,
     test_movie: str | None,
+    package_spec: str | None,
+    wheel: EmbeddedWheel | None,
 ) -> str:
+    if wheel is not None:
+        install = (
+            f"**Installs rescunet-ij {__version__}** from the wheel embedded in this notebook "
+            f"(`{wheel.name}`, {len(wheel.data) / 1024:.0f} kB, sha256 `{wheel.sha256[:12]}…`): "
+            "exactly the version that generated it, without a package index. Its dependencies "
+            "come from PyPI as usual (Colab already has torch)."
+        )
+    else:
+        install = f"**Installs** `{package_spec}` with pip (`PACKAGE_SPEC` in the settings cell)."
     if drive_path:
         data = (
             f"the training set on your Google Drive at `{drive_path}` (the notebook mounts Drive)"
@@ -311,6 +629,8 @@ def _intro_markdown(
 This notebook trains a ReSCU-Net, a U-Net that outlines one object in a frame from the image and
 the object's outline in the previous frame, on a GPU in Google Colab. It was generated by
 `rescunet-ij notebook`.
+
+{install}
 
 **Before you start**
 
@@ -341,8 +661,12 @@ def _checked_settings(
     test_movie: Any,
     test_rois: Any,
     package_spec: Any,
+    embed_wheel: Any = None,
 ) -> dict[str, Any]:
-    """The notebook settings, checked: clean one-line strings (or None), and a coherent set."""
+    """The notebook settings, checked: clean one-line strings (or None), and a coherent set.
+
+    The result's ``embed`` says whether to embed the wheel (then its ``package_spec`` is None).
+    """
     settings = {
         "training_zip": _check_text(
             training_zip, "training_zip", hint="give the zip's file name, e.g. testtrain.zip"
@@ -380,15 +704,32 @@ def _checked_settings(
             f"{given} was given without {needed}: propagating a test movie needs both the movie "
             "and its seed RoiSet.zip (CLI --test-movie and --test-rois)"
         )
-    settings["package_spec"] = settings["package_spec"] or f"rescunet-ij=={__version__}"
+    if embed_wheel not in (None, True, False):
+        raise ConfigError(f"embed_wheel must be True, False or None, got {embed_wheel!r}")
+    if embed_wheel and settings["package_spec"] is not None:
+        raise ConfigError(
+            "give either package_spec (what pip installs: an index version, a git URL, a path) or "
+            "embed_wheel=True (the notebook installs the wheel embedded in it), not both"
+        )
+    settings["embed"] = settings["package_spec"] is None and embed_wheel is not False
+    if settings["package_spec"] is None and not settings["embed"]:
+        settings["package_spec"] = f"rescunet-ij=={__version__}"
     return settings
 
 
-def _cells(nbf: Any, config: TrainConfig, settings: Mapping[str, Any]) -> list[Any]:
+def _cells(
+    nbf: Any, config: TrainConfig, settings: Mapping[str, Any], wheel: EmbeddedWheel | None
+) -> list[Any]:
     """The notebook's cells, in the order of :data:`_LAYOUT`."""
+    encoded = base64.encodebytes(wheel.data).decode("ascii") if wheel else ""
     filled = {
         "introduction": _intro_markdown(
-            config, settings["training_zip"], settings["drive_path"], settings["test_movie"]
+            config,
+            settings["training_zip"],
+            settings["drive_path"],
+            settings["test_movie"],
+            settings["package_spec"],
+            wheel,
         ),
         "settings": _fill(
             "settings.py",
@@ -398,12 +739,21 @@ def _cells(nbf: Any, config: TrainConfig, settings: Mapping[str, Any]) -> list[A
                 "TEST_MOVIE": settings["test_movie"] or "",
                 "TEST_ROIS": settings["test_rois"] or "",
                 "MODEL_FILE": MODEL_FILE,
-                "PACKAGE_SPEC": settings["package_spec"],
+                "PACKAGE_SPEC": settings["package_spec"] or "",
                 "ALLOW_CPU": config.device == "cpu",  # the user asked for CPU training
                 "GENERATOR_VERSION": __version__,
             },
         ),
         "parameters": _fill("parameters.py", {"PARAMETERS": _flat_parameters(config)}),
+        "wheel": _fill(
+            "wheel.py",
+            {
+                "WHEEL_NAME": wheel.name if wheel else "",
+                "WHEEL_SHA256": wheel.sha256 if wheel else "",
+                "WHEEL_BASE64": encoded,
+            },
+            sources={"WHEEL_BASE64": _base64_literal(wheel.data)} if wheel else None,
+        ),
     }
     cells = []
     for cell_id, text in _LAYOUT:
@@ -411,8 +761,13 @@ def _cells(nbf: Any, config: TrainConfig, settings: Mapping[str, Any]) -> list[A
             text = filled[cell_id]
         elif cell_id in CELL_FILES:
             text = _cell_file(text)
-        make = nbf.v4.new_code_cell if cell_id in CELL_FILES else nbf.v4.new_markdown_cell
-        cells.append(make(text, id=cell_id))
+        if cell_id not in CELL_FILES:
+            cells.append(nbf.v4.new_markdown_cell(text, id=cell_id))
+        else:
+            hidden = cell_id == "wheel"
+            cells.append(
+                nbf.v4.new_code_cell(text, id=cell_id, metadata=_HIDDEN_CODE if hidden else {})
+            )
     return cells
 
 
@@ -425,6 +780,7 @@ def build_training_notebook(
     test_movie: str | None = None,
     test_rois: str | None = None,
     package_spec: str | None = None,
+    embed_wheel: bool | None = None,
 ) -> nbformat.NotebookNode:
     """Build the Colab training notebook in memory.
 
@@ -445,13 +801,18 @@ def build_training_notebook(
         Optional test movie (TIFF) and its seed ``RoiSet.zip`` (both or neither): after training
         the notebook propagates the seeds through the movie and shows an overlay.
     package_spec
-        What the notebook installs with pip; default ``rescunet-ij==<this version>``. A git URL or
-        a local path (``/work/rescunet-ij``) works too.
+        What the notebook installs with pip instead of the embedded wheel: an index version
+        (``rescunet-ij==0.1.0``), a git URL or a local path. Nothing is embedded then.
+    embed_wheel
+        Embed a wheel of the running rescunet-ij (:func:`embedded_wheel`) and install that: the
+        default (None) unless ``package_spec`` is given. False without ``package_spec``: install
+        ``rescunet-ij==<this version>`` from a package index.
 
     Returns
     -------
     nbformat.NotebookNode
-        A valid nbformat-4 notebook; its ``metadata["rescunet_ij"]`` records the settings. Its code
+        A valid nbformat-4 notebook; its ``metadata["rescunet_ij"]`` records the settings (and
+        ``embedded_wheel``: ``{"name", "sha256", "bytes"}`` of the wheel, or None). Its code
         cells are the files of :data:`CELL_FOLDER` (:data:`CELL_FILES`), the settings and training
         parameters filled in.
 
@@ -459,14 +820,20 @@ def build_training_notebook(
     ------
     ConfigError
         If a parameter is invalid (same rules as :func:`rescunet_ij.api.train`), neither a
-        training zip nor a Drive path is given, or only one of ``test_movie``/``test_rois``.
+        training zip nor a Drive path is given, only one of ``test_movie``/``test_rois``, or
+        both ``package_spec`` and ``embed_wheel=True``.
+    RescunetError
+        If the wheel to embed cannot be built (use ``package_spec`` then).
     MissingExtraError
         If :mod:`nbformat` is not installed (``pip install 'rescunet-ij[notebook]'``).
     """
     nbf = _nbformat()
     config = _validated_config(config)
-    settings = _checked_settings(training_zip, drive_path, test_movie, test_rois, package_spec)
-    nb = nbf.v4.new_notebook(cells=_cells(nbf, config, settings))
+    settings = _checked_settings(
+        training_zip, drive_path, test_movie, test_rois, package_spec, embed_wheel
+    )
+    wheel = embedded_wheel() if settings["embed"] else None
+    nb = nbf.v4.new_notebook(cells=_cells(nbf, config, settings, wheel))
     nb.metadata.update(
         {
             "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
@@ -481,6 +848,11 @@ def build_training_notebook(
                 "test_movie": settings["test_movie"],
                 "test_rois": settings["test_rois"],
                 "package_spec": settings["package_spec"],
+                "embedded_wheel": (
+                    {"name": wheel.name, "sha256": wheel.sha256, "bytes": len(wheel.data)}
+                    if wheel
+                    else None
+                ),
                 "model_file": MODEL_FILE,
             },
         }
@@ -498,6 +870,7 @@ def write_training_notebook(
     test_movie: str | None = None,
     test_rois: str | None = None,
     package_spec: str | None = None,
+    embed_wheel: bool | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write the Colab training notebook (see :func:`build_training_notebook`) to ``path``.
@@ -507,7 +880,7 @@ def write_training_notebook(
     path
         The ``.ipynb`` file to write (atomically: an existing file is replaced only when
         ``overwrite`` is true and the new notebook is complete).
-    config, training_zip, drive_path, test_movie, test_rois, package_spec
+    config, training_zip, drive_path, test_movie, test_rois, package_spec, embed_wheel
         As for :func:`build_training_notebook`.
     overwrite
         Replace an existing file.
@@ -549,6 +922,7 @@ def write_training_notebook(
         test_movie=test_movie,
         test_rois=test_rois,
         package_spec=package_spec,
+        embed_wheel=embed_wheel,
     )
     text = _nbformat().writes(nb)
     return api.write_text(path, text if text.endswith("\n") else text + "\n", overwrite=overwrite)

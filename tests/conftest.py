@@ -10,6 +10,12 @@ import pytest
 
 # Two cores on CI: keep torch from oversubscribing when pytest runs anything in parallel.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Wheels built for notebooks (and by the services the tests start) go to a folder of this run,
+# never to the user's cache.
+if "RESCUNET_IJ_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["RESCUNET_IJ_CACHE_DIR"] = tempfile.mkdtemp(prefix="rescunet-ij-test-cache-")
 
 # Small, fast settings that still learn the synthetic task well.
 TINY_SETTINGS = dict(

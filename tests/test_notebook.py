@@ -42,6 +42,7 @@ CELL_IDS = [
     "gpu-title",
     "gpu-check",
     "install-title",
+    "wheel",
     "install",
     "parameters-title",
     "parameters",
@@ -78,7 +79,7 @@ def _run_cells(nb, ids: list[str], **overrides) -> dict:
     try:
         for cell_id in ids:
             exec(compile(_cell(nb, cell_id), cell_id, "exec"), main.__dict__)
-            if cell_id == "settings":
+            if cell_id in ("settings", "wheel"):  # the cells that only set values
                 main.__dict__.update(overrides)
     finally:
         sys.modules["__main__"] = saved
@@ -101,7 +102,12 @@ def test_notebook_structure_metadata_and_valid_code(tiny_config):
     assert meta["accelerator"] == "GPU" and meta["kernelspec"]["name"] == "python3"
     info = meta["rescunet_ij"]
     assert info["generator_version"] == __version__
-    assert info["package_spec"] == f"rescunet-ij=={__version__}"
+    # By default the notebook installs the wheel embedded in it (tests/test_notebook_wheel.py).
+    assert info["package_spec"] is None
+    assert info["embedded_wheel"]["name"] == f"rescunet_ij-{__version__}-py3-none-any.whl"
+    wheel_cell = next(c for c in nb.cells if c.id == "wheel")
+    assert wheel_cell.metadata["cellView"] == "form"  # Colab shows the title, hides the base64
+    assert wheel_cell.metadata["jupyter"]["source_hidden"] is True
     assert info["training_zip"] == "testtrain.zip" and info["drive_path"] is None
     assert TrainConfig.model_validate(info["config"]) == tiny_config
 
@@ -219,7 +225,8 @@ def test_code_cells_are_the_package_files(tiny_config):
     assert sorted(p.name for p in CELLS_DIR.glob("*.py")) == sorted(CELL_FILES.values())
     filled = {"settings": {"TRAINING_ZIP", "DRIVE_PATH", "TEST_MOVIE", "TEST_ROIS", "MODEL_FILE",
                            "PACKAGE_SPEC", "ALLOW_CPU", "GENERATOR_VERSION"},
-              "parameters": {"PARAMETERS"}}  # fmt: skip
+              "parameters": {"PARAMETERS"},
+              "wheel": {"WHEEL_NAME", "WHEEL_SHA256", "WHEEL_BASE64"}}  # fmt: skip
 
     def statements(source: str, skip: set[str]) -> list[str]:
         return [
@@ -381,6 +388,8 @@ def test_bad_parameters_fail_at_generation(tmp_path, params, words):
         ({"drive_path": "a\nb"}, ["line break"]),
         ({"package_spec": "  "}, ["package_spec is empty"]),
         ({"training_zip": 3}, ["must be a string"]),
+        ({"package_spec": "rescunet-ij==0.1.0", "embed_wheel": True}, ["not both"]),
+        ({"embed_wheel": "yes"}, ["embed_wheel must be"]),
     ],
 )
 def test_bad_notebook_settings_are_refused(tiny_config, kwargs, words):
@@ -463,8 +472,10 @@ def test_gpu_check_refuses_a_cpu_runtime_with_instructions(monkeypatch, tiny_con
     assert _run_cells(cpu_nb, ["settings", "gpu-check"])["ALLOW_CPU"] is True
 
 
-def test_install_cell_pins_the_version_and_reports_pip_failures(monkeypatch, tiny_config):
-    nb = build_training_notebook(config=tiny_config)
+def test_install_cell_installs_package_spec_and_reports_pip_failures(monkeypatch, tiny_config):
+    nb = build_training_notebook(config=tiny_config, package_spec="rescunet-ij==0.1.0")
+    assert nb.metadata["rescunet_ij"]["embedded_wheel"] is None
+    assert _run_cells(nb, ["settings", "wheel"])["WHEEL_BASE64"] == ""  # nothing embedded
     calls = []
 
     def fake_run(cmd, **kwargs):
@@ -474,16 +485,48 @@ def test_install_cell_pins_the_version_and_reports_pip_failures(monkeypatch, tin
 
     monkeypatch.delenv(TEST_MODE_ENV, raising=False)
     monkeypatch.setattr(subprocess, "run", fake_run)
-    _run_cells(nb, ["settings", "install"], subprocess=subprocess)
-    assert calls == [
-        [sys.executable, "-m", "pip", "install", "--quiet", f"rescunet-ij=={__version__}"]
-    ]
+    _run_cells(nb, ["settings", "wheel", "install"], subprocess=subprocess)
+    assert calls == [[sys.executable, "-m", "pip", "install", "--quiet", "rescunet-ij==0.1.0"]]
     with pytest.raises(RuntimeError, match="PACKAGE_SPEC"):
-        _run_cells(nb, ["settings", "install"], subprocess=subprocess)
+        _run_cells(nb, ["settings", "wheel", "install"], subprocess=subprocess)
     monkeypatch.setenv(TEST_MODE_ENV, "1")
     calls.clear()
-    _run_cells(nb, ["settings", "install"], subprocess=subprocess)
+    _run_cells(nb, ["settings", "wheel", "install"], subprocess=subprocess)
     assert calls == []  # test mode: nothing installed
+    # --no-embed: this version from a package index.
+    no_embed = build_training_notebook(config=tiny_config, embed_wheel=False)
+    assert no_embed.metadata["rescunet_ij"]["package_spec"] == f"rescunet-ij=={__version__}"
+    assert no_embed.metadata["rescunet_ij"]["embedded_wheel"] is None
+    assert f"`rescunet-ij=={__version__}`" in _cell(no_embed, "introduction")
+
+
+def test_install_cell_installs_the_embedded_wheel(monkeypatch, tmp_path, tiny_config):
+    nb = build_training_notebook(config=tiny_config)
+    info = nb.metadata["rescunet_ij"]["embedded_wheel"]
+    assert f"rescunet-ij {__version__}** from the wheel embedded" in _cell(nb, "introduction")
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, stdout="", stderr="")
+
+    monkeypatch.delenv(TEST_MODE_ENV, raising=False)
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
+    _run_cells(nb, ["settings", "wheel", "install"], subprocess=subprocess)
+    (wheel,) = tmp_path.glob("rescunet-ij-*/*.whl")  # off Colab: a temporary folder
+    assert wheel.name == info["name"] and wheel.stat().st_size == info["bytes"]
+    pip = [sys.executable, "-m", "pip", "install", "--quiet"]
+    # With its dependencies, then exactly this build over an earlier one of the same version;
+    # torch is never reinstalled.
+    assert calls == [[*pip, str(wheel)], [*pip, "--force-reinstall", "--no-deps", str(wheel)]]
+    # A damaged (edited) wheel cell is refused before pip runs.
+    calls.clear()
+    with pytest.raises(RuntimeError, match="damaged"):
+        _run_cells(
+            nb, ["settings", "wheel", "install"], subprocess=subprocess, WHEEL_SHA256="0" * 64
+        )
+    assert calls == []
 
 
 @pytest.fixture(scope="module")
@@ -716,4 +759,12 @@ def test_cli_command_writes_a_notebook_and_refuses_bad_parameters(tmp_path, caps
     info = nbformat.read(out, as_version=4).metadata["rescunet_ij"]
     assert info["config"]["epochs"] == 3 and info["config"]["model"]["base_filters"] == 8
     assert info["drive_path"] == "rescunet/testtrain.zip"
+    assert info["embedded_wheel"]["name"].startswith(f"rescunet_ij-{__version__}-")
     assert main(["notebook", "-o", str(out)]) == 2  # exists: not replaced without --overwrite
+    assert main(["notebook", "-o", str(out), "--overwrite", "--no-embed"]) == 0
+    info = nbformat.read(out, as_version=4).metadata["rescunet_ij"]
+    assert info["embedded_wheel"] is None and info["package_spec"] == f"rescunet-ij=={__version__}"
+    spec = "git+https://example.org/rescunet-ij.git"
+    assert main(["notebook", "-o", str(out), "--overwrite", "--package-spec", spec]) == 0
+    info = nbformat.read(out, as_version=4).metadata["rescunet_ij"]
+    assert info["embedded_wheel"] is None and info["package_spec"] == spec

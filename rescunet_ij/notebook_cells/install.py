@@ -1,31 +1,47 @@
-"""Install rescunet-ij (the version this notebook was generated with, or PACKAGE_SPEC's)."""
+"""Install rescunet-ij: the wheel embedded above (the generator's own), or PACKAGE_SPEC if set."""
 
+import base64
+import hashlib
 import importlib
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 # Names this cell takes from the cells above (a notebook's variables live in its `__main__`).
-from __main__ import GENERATOR_VERSION, PACKAGE_SPEC, TEST_MODE
+from __main__ import (
+    GENERATOR_VERSION,
+    IN_COLAB,
+    PACKAGE_SPEC,
+    TEST_MODE,
+    WHEEL_BASE64,
+    WHEEL_NAME,
+    WHEEL_SHA256,
+)
 
 
-def pip_install(spec):
-    """Install ``spec`` with pip into this runtime, or explain why it failed."""
-    if "rescunet_ij" in sys.modules:
-        print(
-            "rescunet-ij was already imported in this runtime: if the install below changes it, "
-            "restart the runtime (Runtime > Restart session) and run all cells again"
-        )
-    print(f"installing {spec} ...")
+def pip_install(*args, what, advice):
+    """``pip install`` into this runtime, or show pip's messages and explain what to do."""
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", spec], capture_output=True, text=True
+        [sys.executable, "-m", "pip", "install", "--quiet", *args], capture_output=True, text=True
     )
     if proc.returncode != 0:
         print(proc.stdout[-4000:], proc.stderr[-4000:], sep="\n")
+        raise RuntimeError(f"pip could not install {what} (its messages are above). {advice}")
+
+
+def write_wheel():
+    """Decode the embedded wheel into a file (in /content on Colab) and return its path."""
+    data = base64.b64decode(WHEEL_BASE64)
+    if hashlib.sha256(data).hexdigest() != WHEEL_SHA256:
         raise RuntimeError(
-            f"pip could not install {spec!r} (its messages are above). Check PACKAGE_SPEC in the "
-            f"settings cell (a version such as rescunet-ij=={GENERATOR_VERSION}, a git URL or a "
-            "path) and that the runtime is online, then run this cell again."
+            "the wheel embedded in this notebook is damaged (its checksum differs): generate the "
+            "notebook again with `rescunet-ij notebook`, or set PACKAGE_SPEC in the settings cell"
         )
+    folder = Path("/content") if IN_COLAB else Path(tempfile.mkdtemp(prefix="rescunet-ij-"))
+    path = folder / WHEEL_NAME
+    path.write_bytes(data)
+    return path
 
 
 def report_installed():
@@ -40,9 +56,37 @@ def report_installed():
         )
 
 
+if "rescunet_ij" in sys.modules and not TEST_MODE:
+    print(
+        "rescunet-ij was already imported in this runtime: if the install below changes it, "
+        "restart the runtime (Runtime > Restart session) and run all cells again"
+    )
 if TEST_MODE:
     print(f"test mode: not installing; using the rescunet-ij of {sys.executable}")
+elif PACKAGE_SPEC:
+    print(f"installing {PACKAGE_SPEC} ...")
+    pip_install(
+        PACKAGE_SPEC,
+        what=repr(PACKAGE_SPEC),
+        advice=f"Check PACKAGE_SPEC in the settings cell (a version such as rescunet-ij=="
+        f"{GENERATOR_VERSION}, a git URL or a path) and that the runtime is online, then run this "
+        "cell again.",
+    )
+elif WHEEL_BASE64:
+    wheel = write_wheel()
+    print(f"installing the embedded {wheel.name} ...")
+    advice = (
+        "Its dependencies come from the package index (PyPI): check that the runtime is online, "
+        "then run this cell again."
+    )
+    # First with its dependencies (those already here, such as Colab's torch, are kept) ...
+    pip_install(str(wheel), what=wheel.name, advice=advice)
+    # ... then exactly this build, even where an earlier run installed another of the same version.
+    pip_install("--force-reinstall", "--no-deps", str(wheel), what=wheel.name, advice=advice)
 else:
-    pip_install(PACKAGE_SPEC)
-    importlib.invalidate_caches()  # let the import below see what pip has just installed
+    raise RuntimeError(
+        "nothing to install: this notebook embeds no wheel and PACKAGE_SPEC is empty; set "
+        f"PACKAGE_SPEC in the settings cell (e.g. rescunet-ij=={GENERATOR_VERSION} or a git URL)"
+    )
+importlib.invalidate_caches()  # let the import below see what pip has just installed
 report_installed()

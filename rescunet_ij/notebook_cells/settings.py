@@ -5,6 +5,8 @@ DRIVE_PATH: instead of uploading, a zip or training-set folder on Google Drive, 
     "My Drive" (e.g. "rescunet/testtrain.zip"); when set, TRAINING_ZIP is ignored unless
     DRIVE_PATH is a folder that holds it.
 TEST_MOVIE / TEST_ROIS: optional TIFF movie and its seed RoiSet.zip to try the trained model on.
+PACKAGE_SPEC: empty = install the rescunet-ij wheel embedded in this notebook (the version that
+    generated it); or what pip installs instead, e.g. "rescunet-ij==0.1.0" or a git URL.
 """
 
 import os
@@ -15,7 +17,7 @@ DRIVE_PATH = ""  # @param {type:"string"}
 TEST_MOVIE = ""  # @param {type:"string"}
 TEST_ROIS = ""  # @param {type:"string"}
 MODEL_FILE = "rescunet_model.rescunet"  # @param {type:"string"}
-PACKAGE_SPEC = "rescunet-ij"  # @param {type:"string"}
+PACKAGE_SPEC = ""  # @param {type:"string"}
 ALLOW_CPU = False  # @param {type:"boolean"}
 
 GENERATOR_VERSION = ""  # the rescunet-ij version that generated this notebook
