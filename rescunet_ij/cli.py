@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from . import __version__
+from . import __version__, cli_status
 from .errors import RescunetError
 
 app = typer.Typer(
@@ -347,11 +347,17 @@ def propagate(
         out, run = _propagate(**{k: v for k, v in locals().items() if k != "status_file"})
     except BaseException as exc:
         if status_file is not None:
-            _write_status(status_file, ok=False, error=_error_text(exc), code=_exit_code(exc))
+            cli_status.write_status(
+                status_file,
+                ok=False,
+                error=cli_status.error_text(exc),
+                code=cli_status.exit_code_of(exc),
+                console=_console(),
+            )
         raise
     if status_file is not None:
         first, last = sorted((run.start_frame, run.end_frame))
-        _write_status(
+        cli_status.write_status(
             status_file,
             ok=True,
             output=out,
@@ -448,119 +454,6 @@ def _propagate(
             console.print(f"{what}: {path}")
     _print_doubtful(console, run.doubtful())
     return out, run
-
-
-_status_written: set[str] = set()
-"""The status files this process wrote (main() writes one only if propagate could not)."""
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
-
-
-def _write_status(
-    path: Path,
-    *,
-    ok: bool,
-    error: str = "",
-    code: int = 0,
-    output: Path | str = "",
-    rois: int = 0,
-    predicted: int = 0,
-    frames: str = "",
-    doubtful: list[tuple[int, int, str]] = (),  # type: ignore[assignment]
-) -> None:
-    """The --status-file of propagate: key=value lines, UTF-8, written atomically.
-
-    A failure to write it while reporting another failure is only shown, so the first error
-    stays the one the user sees.
-    """
-    from . import api
-
-    lines = [
-        f"ok={'true' if ok else 'false'}",
-        f"error={_one_line(error)}",
-        f"exit_code={code}",
-        f"output={output}",
-        f"rois={rois}",
-        f"predicted={predicted}",
-        f"frames={frames}",
-        f"doubtful={len(doubtful)}",
-    ]
-    lines += [
-        f"doubtful.{i}=frame {f + 1}, object {oid}: {_one_line(why)}"
-        for i, (f, oid, why) in enumerate(doubtful, 1)
-    ]
-    try:
-        api.write_bytes(path, ("\n".join(lines) + "\n").encode("utf-8"), overwrite=True)
-    except (RescunetError, OSError) as exc:
-        if ok:
-            raise
-        _console().print(f"[yellow]warning:[/yellow] no status file: {exc}", highlight=False)
-        return
-    _status_written.add(str(path))
-
-
-def _status_file_of(args: list[str]) -> Path | None:
-    """The --status-file of a propagate command line (before typer has parsed it)."""
-    if "propagate" not in args:
-        return None
-    for i, a in enumerate(args):
-        if a == "--status-file" and i + 1 < len(args):
-            return Path(args[i + 1])
-        if a.startswith("--status-file="):
-            return Path(a.partition("=")[2])
-    return None
-
-
-_MEMORY_MESSAGE = (
-    "the computer ran out of memory; close other programs, or use a smaller movie (crop it in "
-    "Fiji) or smaller settings (batch size, input size)"
-)
-
-
-def _os_error_message(exc: OSError) -> str:
-    where = f" {exc.filename}" if exc.filename else ""
-    return (
-        f"cannot access{where}: {exc.strerror or exc}; check the path, the permissions and the "
-        "free disk space"
-    )
-
-
-def _is_usage_error(exc: BaseException) -> bool:
-    """A click error (typer.BadParameter...): typer bundles its own click, so no isinstance."""
-    return isinstance(exc, typer.TyperException) and hasattr(exc, "format_message")
-
-
-def _error_text(exc: BaseException) -> str:
-    """An error as main() reports it, in words (for --status-file)."""
-    if isinstance(exc, RescunetError):
-        return str(exc)
-    if _is_usage_error(exc):
-        return exc.format_message()  # type: ignore[attr-defined]
-    if isinstance(exc, KeyboardInterrupt):
-        return "interrupted; outputs are written atomically, so nothing half-written was left"
-    if isinstance(exc, MemoryError):
-        return _MEMORY_MESSAGE
-    if isinstance(exc, OSError):
-        return _os_error_message(exc)
-    return (
-        f"{type(exc).__name__}: {exc} (a bug in rescunet-ij {__version__}: run the command in a "
-        "terminal to see the details, and please report it)"
-    )
-
-
-def _exit_code(exc: BaseException) -> int:
-    """The exit status main() gives ``exc``."""
-    if isinstance(exc, RescunetError):
-        return exc.exit_code
-    if _is_usage_error(exc):
-        return int(exc.exit_code)  # type: ignore[attr-defined]
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if isinstance(exc, (MemoryError, OSError)):
-        return 2
-    return 1
 
 
 def _print_doubtful(console, doubtful: list[tuple[int, int, str]]) -> None:
@@ -789,22 +682,23 @@ def main(argv: list[str] | None = None) -> int:
     """
     warnings.showwarning = _show_warning
     args = list(sys.argv[1:] if argv is None else argv)
-    _status_written.clear()
+    cli_status.WRITTEN.clear()
     try:
         # standalone mode: typer/click print usage errors themselves and exit with SystemExit(2).
         app(args=argv, prog_name="rescunet-ij", standalone_mode=True)
     except SystemExit as exc:
         code = exc.code
         code = code if isinstance(code, int) else (0 if code is None else 1)
-        status = _status_file_of(args)
-        if code != 0 and status is not None and str(status) not in _status_written:
+        status = cli_status.status_file_of(args)
+        if code != 0 and status is not None and str(status) not in cli_status.WRITTEN:
             # the command line was refused before propagate started
-            _write_status(
+            cli_status.write_status(
                 status,
                 ok=False,
                 code=code,
                 error=f"rescunet-ij refused the command line (exit status {code}); run it in "
                 "a terminal to see why: " + " ".join(args),
+                console=_console(),
             )
         return code
     except RescunetError as exc:
@@ -818,10 +712,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 130
     except MemoryError:
-        _console().print(f"[red]error:[/red] {_MEMORY_MESSAGE}", highlight=False)
+        _console().print(f"[red]error:[/red] {cli_status.MEMORY_MESSAGE}", highlight=False)
         return 2
     except OSError as exc:  # a file we read or wrote that the system refused (not a bug)
-        _console().print(f"[red]error:[/red] {_os_error_message(exc)}", highlight=False)
+        _console().print(f"[red]error:[/red] {cli_status.os_error_message(exc)}", highlight=False)
         return 2
     except Exception:  # a bug: show it, and how to report it
         import traceback

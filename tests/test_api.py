@@ -214,6 +214,7 @@ def test_shells_call_only_the_api(shell):
             "rescunet_ij.fiji_install",
             "rescunet_ij.notebook",
             "rescunet_ij.service",
+            "rescunet_ij.cli_status",
         ),
         "bridge/operations.py": ("rescunet_ij.bridge",),
         **{s: ("rescunet_ij.service",) for s in SERVICE_SHELLS},
@@ -236,7 +237,18 @@ LAYERS = [
     {"data", "report", "sample_data"},
     {"train", "propagate"},
     {"api"},
-    {"cli", "demo", "notebook", "bridge", "doctor", "service", "fiji_install", "__main__"},
+    {
+        "cli",
+        "demo",
+        "notebook",
+        "notebook_wheel",
+        "cli_status",
+        "bridge",
+        "doctor",
+        "service",
+        "fiji_install",
+        "__main__",
+    },
 ]
 """docs/ARCHITECTURE.md's layers, bottom first: a module imports only from its own or lower ones."""
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from rescunet_ij import __version__, api
-from rescunet_ij import notebook as nbmod
+from rescunet_ij import notebook_wheel as nbmod  # the wheel embedding lives there
 from rescunet_ij.notebook import (
     CELL_FILES,
     TEST_MODE_ENV,

@@ -14,6 +14,7 @@ import logging
 import secrets
 import tempfile
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -239,6 +240,32 @@ def create_app(settings: ServiceSettings) -> FastAPI:
     app.state.worker = worker
     app.state.registry = registry
     app.state.jobs = jobs
+    svc = _Service(settings, worker, device, registry, jobs, settings.request_timeout_s)
+    _add_error_handlers(app)
+    _add_service_routes(app, svc)
+    _add_propagation_routes(app, svc)
+    _add_training_set_route(app)
+    _add_job_routes(app, svc)
+    app.add_middleware(LimitBody, limit=settings.max_body_bytes)
+    if settings.token is not None:
+        app.add_middleware(RequireToken, token=settings.token.get_secret_value())
+    return app
+
+
+@dataclass
+class _Service:
+    """What the routes share: the settings, the device thread, the models and the jobs."""
+
+    settings: ServiceSettings
+    worker: DeviceWorker
+    device: dict[str, Any]
+    registry: ModelRegistry
+    jobs: JobStore
+    timeout: float
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """JSON errors: the package's own as 4xx, a busy device as 503, anything else as 500."""
 
     @app.exception_handler(RescunetError)
     async def _package_error(request: Request, exc: RescunetError) -> JSONResponse:
@@ -263,7 +290,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             status_code=500,
         )
 
-    timeout = settings.request_timeout_s
+
+def _add_service_routes(app: FastAPI, svc: _Service) -> None:
+    """Health and models."""
+    settings, worker, device = svc.settings, svc.worker, svc.device
+    registry, jobs, timeout = svc.registry, svc.jobs, svc.timeout
 
     # ------------------------------------------------------------------ health
     @app.get(f"{API}/health", tags=["service"])
@@ -325,6 +356,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         was = registry.unload(model_id)
         return {"id": model_id, "unloaded": was}
 
+
+def _add_propagation_routes(app: FastAPI, svc: _Service) -> None:
+    """Propagate and apply."""
+    worker, device, registry, timeout = svc.worker, svc.device, svc.registry, svc.timeout
+
     # ------------------------------------------------------------------ propagation
     async def _propagate(
         params: PropagateParams | ApplyParams,
@@ -332,17 +368,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         outlines: UploadFile | str | None,
         rois: UploadFile | None,
     ) -> dict[str, Any]:
-        if (outlines is None) == (rois is None):
-            raise DataError(
-                "send the seed outlines either as 'outlines' (JSON) or as 'rois' (an ImageJ "
-                "RoiSet.zip), not both and not neither"
-            )
+        _check_one_of(outlines, rois, "seed outlines")
         registry.entry(params.model)  # an unknown model is a 404 before any upload is read
         raw_movie = await movie.read()
-        if isinstance(outlines, str):  # sent as a text field rather than a file part
-            raw_rois = outlines.encode()
-        else:
-            raw_rois = await (outlines or rois).read()
+        raw_rois = await _outline_bytes(outlines, rois)
         axis = params.axis if isinstance(params, PropagateParams) else "t"
 
         def prepare() -> tuple[Any, Any, PropagateParams, PlaneSeries | None]:
@@ -350,13 +379,7 @@ def create_app(settings: ServiceSettings) -> FastAPI:
             p = params
             if isinstance(p, ApplyParams):
                 p = p.as_propagate(int(mv.sizes["t"]))
-            if p.image is not None:
-                check_plane_series(mv, p.axis)
-            if outlines is not None:
-                given = to_outlines(parse_outlines(raw_rois), mv, p)
-            else:
-                dims = mv if p.image is None else _image_dims(p.image, mv)
-                given = read_roiset(raw_rois, dims, p.identity, rois.filename)
+            given = _given_outlines(raw_rois, mv, p, outlines, rois)
             if p.image is None:
                 return mv, given, p, None
             series = PlaneSeries(mv, given, p)
@@ -430,6 +453,10 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         """Predict one frame from the outlines on the frame before (the interactive path)."""
         return await _propagate(parse_params(params, ApplyParams), movie, outlines, rois)
 
+
+def _add_training_set_route(app: FastAPI) -> None:
+    """A training set from outlined frames."""
+
     # ------------------------------------------------------------------ training sets
     @app.post(f"{API}/training-sets", tags=["training"])
     async def training_set(
@@ -450,26 +477,13 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         from fastapi.responses import Response
 
         p = parse_params(params, TrainingSetParams)
-        if (outlines is None) == (rois is None):
-            raise DataError(
-                "send the outlines either as 'outlines' (JSON) or as 'rois' (an ImageJ "
-                "RoiSet.zip), not both and not neither"
-            )
+        _check_one_of(outlines, rois, "outlines")
         raw_movie = await movie.read()
-        if isinstance(outlines, str):
-            raw_rois = outlines.encode()
-        else:
-            raw_rois = await (outlines or rois).read()
+        raw_rois = await _outline_bytes(outlines, rois)
 
         def build() -> tuple[bytes, int, list[int]]:
             mv = read_upload(raw_movie, p.first_index, p.axis, movie.filename)
-            if p.image is not None:
-                check_plane_series(mv, p.axis)
-            if outlines is not None:
-                given = to_outlines(parse_outlines(raw_rois), mv, p)
-            else:
-                dims = mv if p.image is None else _image_dims(p.image, mv)
-                given = read_roiset(raw_rois, dims, p.identity, rois.filename)
+            given = _given_outlines(raw_rois, mv, p, outlines, rois)
             channel = None if p.channel is None else p.channel - 1
             z = None if p.z is None else p.z - 1
             if p.image is not None:
@@ -500,6 +514,11 @@ def create_app(settings: ServiceSettings) -> FastAPI:
                 "X-Rescunet-Window": "x".join(str(v) for v in window),
             },
         )
+
+
+def _add_job_routes(app: FastAPI, svc: _Service) -> None:
+    """Training jobs and the notebook."""
+    worker, device, registry, jobs = svc.worker, svc.device, svc.registry, svc.jobs
 
     # ------------------------------------------------------------------ training jobs
     @app.post(f"{API}/jobs/train", tags=["training"], status_code=202)
@@ -592,10 +611,31 @@ def create_app(settings: ServiceSettings) -> FastAPI:
         )
         return dict(nb)
 
-    app.add_middleware(LimitBody, limit=settings.max_body_bytes)
-    if settings.token is not None:
-        app.add_middleware(RequireToken, token=settings.token.get_secret_value())
-    return app
+
+def _check_one_of(outlines: Any, rois: Any, what: str) -> None:
+    """Exactly one of the two ways to send outlines was used."""
+    if (outlines is None) == (rois is None):
+        raise DataError(
+            f"send the {what} either as 'outlines' (JSON) or as 'rois' (an ImageJ "
+            "RoiSet.zip), not both and not neither"
+        )
+
+
+async def _outline_bytes(outlines: Any, rois: Any) -> bytes:
+    """The bytes of the outlines part (a file part, or a text field) or of the RoiSet."""
+    if isinstance(outlines, str):  # sent as a text field rather than a file part
+        return outlines.encode()
+    return await (outlines or rois).read()
+
+
+def _given_outlines(raw: bytes, movie: Any, p: Any, outlines: Any, rois: Any) -> list[Any]:
+    """The outlines sent (JSON or a RoiSet read against the user's image dimensions)."""
+    if p.image is not None:
+        check_plane_series(movie, p.axis)
+    if outlines is not None:
+        return to_outlines(parse_outlines(raw), movie, p)
+    dims = movie if p.image is None else _image_dims(p.image, movie)
+    return read_roiset(raw, dims, p.identity, rois.filename)
 
 
 def _image_dims(image: Any, movie: Any) -> tuple[int, int, int, int, int]:
