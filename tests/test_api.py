@@ -196,8 +196,13 @@ SERVICE_SHELLS = [
 ]
 
 
+CLI_SHELLS = ["cli_finetune.py", "cli_interop.py", "cli_batch.py"]  # commands in their own modules
+
+
 @pytest.mark.parametrize(
-    "shell", ["cli.py", "demo.py", "fiji_install.py", "bridge/operations.py", *SERVICE_SHELLS]
+    "shell",
+    ["cli.py", "demo.py", "fiji_install.py", "bridge/operations.py", *SERVICE_SHELLS]
+    + [s for s in CLI_SHELLS if (PACKAGE / s).exists()],
 )
 def test_shells_call_only_the_api(shell):
     """The CLI, the demo and the bridge's user operations reach the core only through api."""
@@ -215,7 +220,11 @@ def test_shells_call_only_the_api(shell):
             "rescunet_ij.notebook",
             "rescunet_ij.service",
             "rescunet_ij.cli_status",
+            "rescunet_ij.cli_finetune",
+            "rescunet_ij.cli_interop",
+            "rescunet_ij.cli_batch",
         ),
+        **{s: ("rescunet_ij.cli", "rescunet_ij.cli_status") for s in CLI_SHELLS},
         "bridge/operations.py": ("rescunet_ij.bridge",),
         **{s: ("rescunet_ij.service",) for s in SERVICE_SHELLS},
         "service/app.py": ("rescunet_ij.service", "rescunet_ij.notebook"),
@@ -248,6 +257,9 @@ LAYERS = [
         "service",
         "fiji_install",
         "__main__",
+        "cli_finetune",
+        "cli_interop",
+        "cli_batch",
     },
 ]
 """docs/ARCHITECTURE.md's layers, bottom first: a module imports only from its own or lower ones."""
