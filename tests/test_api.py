@@ -196,7 +196,8 @@ SERVICE_SHELLS = [
 ]
 
 
-CLI_SHELLS = ["cli_finetune.py", "cli_interop.py", "cli_batch.py"]  # commands in their own modules
+# commands in their own modules
+CLI_SHELLS = ["cli_finetune.py", "cli_interop.py", "cli_bioimageio.py", "cli_batch.py"]
 
 
 @pytest.mark.parametrize(
@@ -222,6 +223,7 @@ def test_shells_call_only_the_api(shell):
             "rescunet_ij.cli_status",
             "rescunet_ij.cli_finetune",
             "rescunet_ij.cli_interop",
+            "rescunet_ij.cli_bioimageio",
             "rescunet_ij.cli_batch",
         ),
         **{s: ("rescunet_ij.cli", "rescunet_ij.cli_status") for s in CLI_SHELLS},
@@ -259,6 +261,7 @@ LAYERS = [
         "__main__",
         "cli_finetune",
         "cli_interop",
+        "cli_bioimageio",
         "cli_batch",
     },
 ]
