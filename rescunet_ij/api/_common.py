@@ -151,6 +151,24 @@ def _planes(movie: xr.DataArray, channel: int | None, z: int | None, axis: Axis)
     return planes
 
 
+def _plane_source(movie: xr.DataArray, channel: int | None, z: int | None, axis: Axis) -> Any:
+    """The planes to propagate: in memory for an in-memory movie, plane by plane for a lazy one.
+
+    A movie read lazily (:func:`rescunet_ij.io.tiff.read_movie` of a big TIFF, an OME-Zarr) stays
+    on disk: the engine reads the prompt frame and the current frame only
+    (:class:`rescunet_ij.io.movie.PlaneSeries`).
+    """
+    from ..io.movie import is_lazy, lazy_plane_series
+
+    if not is_lazy(movie):
+        return _planes(movie, channel, z, axis)
+    local_z = None if z is None else z - _offset(movie, "z")
+    if local_z is not None and local_z < 0:
+        return _planes(movie, channel, z, axis)  # the same error as for an in-memory movie
+    series, _info = lazy_plane_series(movie, channel=channel, z=local_z, axis=axis)
+    return series
+
+
 def _index_of(outline: Outline, axis: Axis) -> int:
     """The position of an outline along the propagation axis."""
     return outline.frame if axis == "t" else outline.z

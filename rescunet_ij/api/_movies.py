@@ -17,13 +17,22 @@ if TYPE_CHECKING:
     import xarray as xr
 
 
-def read_movie(path: str | Path) -> xr.DataArray:
-    """Read a TIFF (ImageJ hyperstack, plain stack or OME-TIFF) as a ``(t, z, c, y, x)`` movie."""
+def read_movie(path: str | Path, *, lazy: bool | None = None) -> xr.DataArray:
+    """Read a TIFF (ImageJ hyperstack, plain stack, OME-TIFF) or an OME-Zarr as a movie.
+
+    The movie has dims ``(t, z, c, y, x)``. ``lazy=True`` leaves the pixels on disk (a dask array
+    read one plane at a time: memory-mapped for plain TIFFs, through tifffile's Zarr store for
+    compressed ones, through ``ome-zarr`` for OME-Zarr folders, which are always lazy);
+    ``None`` (default) reads TIFFs over 256 MiB lazily and smaller ones into memory. Propagating
+    a lazy movie holds only the planes in use (see :func:`rescunet_ij.io.tiff.read_movie`).
+    """
     from ..io.tiff import read_movie as _read
 
     if not isinstance(path, (str, os.PathLike)):
         raise DataError(f"read_movie needs a file path; got {type(path).__name__} {path!r}")
-    return _read(path)
+    if lazy is not None and not isinstance(lazy, bool):
+        raise DataError(f"lazy must be True, False or None; got {lazy!r}")
+    return _read(path, lazy=lazy)
 
 
 def as_movie(data: Any, dims: str | None = None, **attrs: Any) -> xr.DataArray:
@@ -36,6 +45,17 @@ def as_movie(data: Any, dims: str | None = None, **attrs: Any) -> xr.DataArray:
 def write_movie(path: str | Path, movie: Any, *, overwrite: bool = False) -> Path:
     """Write a movie as an ImageJ hyperstack TIFF (calibration kept), atomically."""
     from ..io.tiff import write_movie as _write
+
+    return _write(path, _movie(movie), overwrite=overwrite)
+
+
+def write_omezarr(path: str | Path, movie: Any, *, overwrite: bool = False) -> Path:
+    """Write a movie as an OME-Zarr (NGFF 0.5) image folder, one chunk per plane, atomically.
+
+    A lazy movie is copied chunk by chunk (a big TIFF converts without being read whole); needs
+    the ``omezarr`` extra.
+    """
+    from ..io.omezarr import write_omezarr as _write
 
     return _write(path, _movie(movie), overwrite=overwrite)
 

@@ -7,8 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from ..config import PropagateConfig
 from ..errors import DataError, StateError
 from ..propagate.frames import resolve_frame_range
@@ -24,7 +22,7 @@ from ._common import (
     _none_relevant,
     _offset,
     _outlines,
-    _planes,
+    _plane_source,
     _relevant,
 )
 
@@ -93,7 +91,7 @@ class PropagationRun:
 class _Plan:
     """A checked propagation request, before any model is loaded or pixel is converted."""
 
-    planes: np.ndarray
+    planes: Any  # (N, Y, X) float32 array, or a lazy PlaneSeries for a lazy movie
     first: int  # the movie's index of planes[0] along the axis
     seeds: list[Outline]  # the outlines on the start frame (of the selected objects)
     outlines: list[Outline]  # every outline given (kept in the result where not recomputed)
@@ -126,7 +124,7 @@ def _plan(
     channel = _index(channel, "channel")
     z = _default_z(mv, _index(z, "z"), axis)
     t = _offset(mv, "t") if axis == "z" else None
-    planes = _planes(mv, channel, z, axis)  # checks channel and plane against the movie first
+    planes = _plane_source(mv, channel, z, axis)  # checks channel and plane against the movie first
     relevant = _relevant(given, axis, z, t)
     wanted = None if object_ids is None else {int(o) for o in object_ids}
     if wanted is not None:

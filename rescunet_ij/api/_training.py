@@ -29,7 +29,7 @@ from ._common import (
     _none_relevant,
     _offset,
     _outlines,
-    _planes,
+    _plane_source,
     _relevant,
 )
 from ._movies import output_group
@@ -91,7 +91,7 @@ def make_training_set(
     outlines = _outlines(outlines, mv)
     channel = _index(channel, "channel")
     z = _default_z(mv, _index(z, "z"), axis)
-    planes = _planes(mv, channel, z, axis)
+    planes = _plane_source(mv, channel, z, axis)  # plane by plane for a lazy movie
     fixed = _offset(mv, "t") if axis == "z" else None
     relevant = _relevant(outlines, axis, z, fixed)
     if not relevant:

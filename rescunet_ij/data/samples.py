@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 
 from ..errors import DataError
+from ..io.movie import PlaneSeries
 from ..io.training_set import TrainingSample, warn_skipped
 from ..types import ObjectMask, bounding_box
 from .motion import NO_SHIFT, Shift, check_motion_mode, global_motion, object_motion, shift_mask
@@ -49,8 +50,10 @@ def _window(window: int | tuple[int, int]) -> tuple[int, int]:
     return int(wh), int(ww)
 
 
-def _checked_planes(planes: np.ndarray) -> np.ndarray:
-    planes = np.asarray(planes)
+def _checked_planes(planes: np.ndarray | PlaneSeries) -> np.ndarray | PlaneSeries:
+    """The planes as an array, or a lazy series left on disk (read a frame at a time)."""
+    if not isinstance(planes, PlaneSeries):
+        planes = np.asarray(planes)
     if planes.ndim not in (3, 4):
         raise DataError(
             "planes must be (frames, Y, X) or (frames, C, Y, X), got an array of shape "
@@ -60,26 +63,29 @@ def _checked_planes(planes: np.ndarray) -> np.ndarray:
 
 
 def _pairs(
-    planes: np.ndarray, masks: Mapping[int, Mapping[int, np.ndarray]]
+    planes: np.ndarray | PlaneSeries, masks: Mapping[int, Mapping[int, np.ndarray]]
 ) -> Iterator[tuple[int, int, np.ndarray, np.ndarray]]:
-    """``(frame, object, mask, previous mask)`` of every sample, checked, by object then frame."""
+    """``(frame, object, mask, previous mask)`` of every sample, checked, by frame then object.
+
+    Frame by frame, so a lazy series reads each plane (and the one before) once.
+    """
     n, (height, width) = planes.shape[0], planes.shape[-2:]
-    for obj in sorted(masks):
+    order = sorted((t, obj) for obj in masks for t in masks[obj])
+    for t, obj in order:
         frames = masks[obj]
-        for t in sorted(frames):
-            if not 0 <= t < n:
-                raise DataError(
-                    f"object {obj} has a mask in frame {t + 1} but the movie has {n} frame(s); "
-                    "masks must belong to frames of this movie"
-                )
-            cur = np.asarray(frames[t], dtype=bool)
-            if cur.shape != (height, width):
-                raise DataError(
-                    f"the mask of object {obj} in frame {t + 1} is {cur.shape[0]}x{cur.shape[1]} "
-                    f"pixels but the movie is {height}x{width}; masks must cover the whole frame"
-                )
-            if t - 1 in frames:
-                yield t, obj, cur, np.asarray(frames[t - 1], dtype=bool)
+        if not 0 <= t < n:
+            raise DataError(
+                f"object {obj} has a mask in frame {t + 1} but the movie has {n} frame(s); "
+                "masks must belong to frames of this movie"
+            )
+        cur = np.asarray(frames[t], dtype=bool)
+        if cur.shape != (height, width):
+            raise DataError(
+                f"the mask of object {obj} in frame {t + 1} is {cur.shape[0]}x{cur.shape[1]} "
+                f"pixels but the movie is {height}x{width}; masks must cover the whole frame"
+            )
+        if t - 1 in frames:
+            yield t, obj, cur, np.asarray(frames[t - 1], dtype=bool)
 
 
 def frame_shifts(
@@ -180,7 +186,7 @@ def _sample(
     y0, y1 = _crop_range(pb[0], pb[1], u[0], u[1], wh, height)
     x0, x1 = _crop_range(pb[2], pb[3], u[2], u[3], ww, width)
     return TrainingSample(
-        image=np.array(planes[t, ..., y0:y1, x0:x1]),
+        image=np.array(planes[t][..., y0:y1, x0:x1]),
         mask=cur[y0:y1, x0:x1].copy(),
         prev_mask=prev[y0:y1, x0:x1].copy(),
         name=f"t{t + 1:04d}_obj{obj:04d}",

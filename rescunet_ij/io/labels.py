@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +13,12 @@ from ..geometry import mask_to_polygon, polygon_to_mask
 from ..types import Outline
 from .atomic import atomic_write, check_overwrite
 
-__all__ = ["label_movie_to_outlines", "outlines_to_label_movie", "write_label_movie"]
+__all__ = [
+    "iter_label_frames",
+    "label_movie_to_outlines",
+    "outlines_to_label_movie",
+    "write_label_movie",
+]
 
 
 def _check_shape(shape_tyx: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -22,6 +27,58 @@ def _check_shape(shape_tyx: tuple[int, int, int]) -> tuple[int, int, int]:
             f"a label movie shape must be (frames, height, width), all >= 1; got {shape_tyx}"
         )
     return int(shape_tyx[0]), int(shape_tyx[1]), int(shape_tyx[2])
+
+
+def _by_frame(outlines: Iterable[Outline], t: int) -> dict[int, list[Outline]]:
+    """The outlines of each frame, in the order given; checks frames and ids first."""
+    frames: dict[int, list[Outline]] = {}
+    for o in outlines:
+        if not 0 <= o.frame < t:
+            raise DataError(
+                f"the outline of object {o.object_id} is on frame {o.frame + 1}, but the label "
+                f"movie has {t} frames"
+            )
+        if not 1 <= o.object_id <= 65535:
+            raise DataError(f"object id {o.object_id} does not fit a 16-bit label image (1..65535)")
+        frames.setdefault(o.frame, []).append(o)
+    return frames
+
+
+def _paint(plane: np.ndarray, outlines: Iterable[Outline]) -> np.ndarray:
+    """Paint outlines into one label plane (later outlines win), each within its bounding box."""
+    h, w = plane.shape
+    for o in outlines:
+        poly = np.asarray(o.polygon, dtype=np.float64)
+        if poly.ndim != 2 or len(poly) < 3:
+            continue
+        x0 = max(int(np.floor(poly[:, 0].min())) - 1, 0)
+        y0 = max(int(np.floor(poly[:, 1].min())) - 1, 0)
+        x1 = min(int(np.ceil(poly[:, 0].max())) + 1, w)
+        y1 = min(int(np.ceil(poly[:, 1].max())) + 1, h)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        # An integer shift keeps the pixel-centre rule exact: the same pixels as a full plane.
+        inside = polygon_to_mask(poly - [x0, y0], (y1 - y0, x1 - x0))
+        plane[y0:y1, x0:x1][inside] = o.object_id
+    return plane
+
+
+def iter_label_frames(
+    outlines: Iterable[Outline], shape_tyx: tuple[int, int, int]
+) -> Iterator[np.ndarray]:
+    """The frames of the label movie of ``outlines``, one ``(Y, X)`` uint16 plane at a time.
+
+    Every outline is checked before the first frame is made (see
+    :func:`outlines_to_label_movie`), so a writer never stops half-way on bad input.
+    """
+    t, h, w = _check_shape(shape_tyx)
+    frames = _by_frame(outlines, t)
+
+    def planes() -> Iterator[np.ndarray]:
+        for f in range(t):
+            yield _paint(np.zeros((h, w), dtype=np.uint16), frames.get(f, ()))
+
+    return planes()
 
 
 def outlines_to_label_movie(
@@ -51,16 +108,13 @@ def outlines_to_label_movie(
     """
     t, h, w = _check_shape(shape_tyx)
     labels = np.zeros((t, h, w), dtype=np.uint16)
-    for o in outlines:
-        if not 0 <= o.frame < t:
-            raise DataError(
-                f"the outline of object {o.object_id} is on frame {o.frame + 1}, but the label "
-                f"movie has {t} frames"
-            )
-        if not 1 <= o.object_id <= 65535:
-            raise DataError(f"object id {o.object_id} does not fit a 16-bit label image (1..65535)")
-        labels[o.frame][polygon_to_mask(o.polygon, (h, w))] = o.object_id
+    for f, plane in enumerate(iter_label_frames(outlines, (t, h, w))):
+        labels[f] = plane
     return labels
+
+
+BIGTIFF_BYTES = 2**32 - 2**25
+"""Label movies larger than this are written as BigTIFF (classic TIFF ends at 4 GiB)."""
 
 
 def write_label_movie(
@@ -69,7 +123,7 @@ def write_label_movie(
     shape_tyx: tuple[int, int, int],
     overwrite: bool = False,
 ) -> Path:
-    """Write outlines as a 16-bit ImageJ TIFF label movie (``TYX``), atomically.
+    """Write outlines as a 16-bit ImageJ TIFF label movie (``TYX``), atomically, frame by frame.
 
     Parameters
     ----------
@@ -91,14 +145,30 @@ def write_label_movie(
     ------
     OutputExistsError
         If ``path`` exists and ``overwrite`` is false.
+
+    Notes
+    -----
+    One TIFF page per frame is made and written at a time, so only one frame is ever in memory.
+    Up to 4 GiB of labels the file is an ImageJ hyperstack (as Fiji writes it); beyond, it is a
+    BigTIFF (Fiji opens those through Bio-Formats), since ImageJ's own TIFF format cannot grow
+    past 4 GiB.
     """
     import tifffile
 
     path = check_overwrite(path, overwrite)
-    labels = outlines_to_label_movie(outlines, shape_tyx)
+    t, h, w = _check_shape(shape_tyx)
+    frames = iter_label_frames(outlines, (t, h, w))  # checks every outline first
+    big = t * h * w * 2 > BIGTIFF_BYTES
     with atomic_write(path, "wb", overwrite=overwrite) as fh:
         handle = tifffile.FileHandle(fh, mode="wb", name=path.name)
-        tifffile.imwrite(handle, labels, imagej=True, metadata={"axes": "TYX"})
+        with tifffile.TiffWriter(handle, bigtiff=big, imagej=not big) as tw:
+            tw.write(
+                frames,
+                shape=(t, h, w),
+                dtype=np.uint16,
+                metadata={"axes": "TYX"},
+                photometric="minisblack",
+            )
     return path
 
 

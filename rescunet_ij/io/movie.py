@@ -34,9 +34,12 @@ from ..types import AXES
 
 __all__ = [
     "MOVIE_ATTRS",
+    "PlaneSeries",
     "PlaneSeriesInfo",
     "as_movie",
     "index_origin",
+    "is_lazy",
+    "lazy_plane_series",
     "select_plane_series",
 ]
 
@@ -182,7 +185,7 @@ def _check_pixel_type(dtype: Any) -> None:
 def _array_and_names(data: Any, dims: str | Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
     """A numpy array of ``data`` and the names of its dims (YX for 2-D, TYX for 3-D by default)."""
     try:
-        values = np.asarray(data)
+        values = data if is_lazy(data) else np.asarray(data)  # a dask array stays lazy
     except ValueError as exc:  # e.g. a list of images of different sizes
         raise DataError(
             f"cannot make one array of the movie data ({exc}); give a numpy array, or a "
@@ -341,6 +344,196 @@ def _pick(name: str, value: int, size: int, flag: str, arg: str) -> int:
     return int(value)
 
 
+def is_lazy(movie: Any) -> bool:
+    """Whether a movie's pixels are read on demand (a dask array) rather than held in memory."""
+    data = movie.data if isinstance(movie, xr.DataArray) else movie
+    return type(data).__module__.split(".")[0] == "dask"
+
+
+class PlaneSeries:
+    """The planes of a lazy movie, read one at a time (what the engine holds of a big movie).
+
+    Behaves like the ``(N, Y, X)`` float32 array :func:`select_plane_series` returns as far as the
+    engine needs (``shape``, ``ndim``, ``dtype``, ``len``, integer indexing), but reads a plane only
+    when it is indexed and keeps the last ``cache`` planes read (the prompt frame and the current
+    frame of a propagation), so memory stays constant in movie length.
+
+    Parameters
+    ----------
+    data
+        A DataArray whose first dim runs over the planes (``(N, Y, X)`` or ``(N, C, Y, X)``),
+        usually backed by a dask array.
+    cache
+        How many planes to keep.
+    check
+        Called with ``(index, plane)`` for every plane read (e.g. to refuse NaN pixels).
+    """
+
+    def __init__(
+        self,
+        data: xr.DataArray,
+        cache: int = 2,
+        check: Any = None,
+    ) -> None:
+        self.data = data
+        self.cache = max(1, int(cache))
+        self.check = check
+        self._planes: dict[int, np.ndarray] = {}
+        self.reads = 0  # planes read from the source (tests and benchmarks look at it)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """``(N, Y, X)`` (or ``(N, C, Y, X)``)."""
+        return tuple(int(s) for s in self.data.shape)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions."""
+        return len(self.shape)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Always float32: planes are converted as they are read."""
+        return np.dtype(np.float32)
+
+    @property
+    def source_dtype(self) -> np.dtype:
+        """The movie's own pixel type."""
+        return np.dtype(self.data.dtype)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        if isinstance(index, (int, np.integer)) and not isinstance(index, bool):
+            i = int(index)
+            if i < 0:
+                i += len(self)
+            if not 0 <= i < len(self):
+                raise IndexError(f"plane {index} is outside 0..{len(self) - 1}")
+            return self._plane(i)
+        return np.stack([self._plane(i) for i in range(len(self))[index]])
+
+    def __iter__(self) -> Any:
+        return (self._plane(i) for i in range(len(self)))
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        """Every plane in memory (only for callers that really need the whole series)."""
+        out = np.stack([self._plane(i) for i in range(len(self))])
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def _plane(self, i: int) -> np.ndarray:
+        hit = self._planes.pop(i, None)
+        if hit is None:
+            source = self.data.attrs.get("source") or "the movie"
+            try:
+                values = self.data[i].values
+            except (DataError, MemoryError):
+                raise
+            except Exception as exc:  # a decoder's error, deep inside a lazy read
+                raise DataError(
+                    f"cannot read plane {i + 1} of {source}: {exc}. The file may be truncated or "
+                    "corrupted; open it in Fiji and save it again"
+                ) from exc
+            hit = np.ascontiguousarray(values, dtype=np.float32)
+            hit.setflags(write=False)
+            self.reads += 1
+            if self.check is not None:
+                self.check(i, hit)
+        self._planes[i] = hit
+        while len(self._planes) > self.cache:
+            self._planes.pop(next(iter(self._planes)))
+        return hit
+
+
+def _selected_planes(
+    movie: xr.DataArray, channel: int | None, z: int | None, axis: str
+) -> tuple[xr.DataArray, int | None, int | None]:
+    """The chosen plane series as a (lazy when the movie is) DataArray, with the checks."""
+    if axis not in ("t", "z"):
+        raise ConfigError(f"axis must be 't' (through time) or 'z' (through planes); got {axis!r}")
+    n_t, n_z, n_c = (int(movie.sizes[d]) for d in ("t", "z", "c"))
+    rgb = bool(movie.attrs.get("rgb"))
+    if n_c > 1 and channel is None:
+        kind = "an RGB image with 3 colour channels" if rgb else f"{n_c} channels"
+        extra = " (or convert it to grey in Fiji: Image > Type > 8-bit)" if rgb else ""
+        raise DataError(
+            f"the movie has {kind}; pick one with --channel 1..{n_c} (1-based; "
+            f"channel=0..{n_c - 1} in Python){extra}"
+        )
+    c_idx = _pick("channel", channel, n_c, "--channel", "channel") if channel is not None else 0
+    if axis == "t":
+        if n_z > 1 and z is None:
+            raise DataError(
+                f"the movie has {n_t} frame(s) and {n_z} z-planes; pick a plane with --z 1..{n_z} "
+                f"(1-based; z=0..{n_z - 1} in Python)"
+                + (
+                    ", or propagate through the planes with --axis z (in Python: axis='z'). If the "
+                    "planes are really time points, fix the order in Fiji (Image > Properties...: "
+                    "swap Slices and Frames) and save again"
+                    if n_t == 1
+                    else ""
+                )
+            )
+        z_idx = _pick("z-plane", z, n_z, "--z", "z") if z is not None else 0
+        planes = movie.isel(z=z_idx, c=c_idx)
+    else:
+        if n_t > 1:
+            raise DataError(
+                f"propagating through z needs a movie with one time point; this one has {n_t} "
+                "frames. Use axis='t' (--axis t) with a chosen plane, or make a single-frame "
+                "substack in Fiji (Image > Duplicate...)"
+            )
+        if z is not None:
+            raise ConfigError("z must be None with axis='z' (all planes are used)")
+        z_idx = None
+        planes = movie.isel(t=0, c=c_idx)
+    planes.attrs = dict(movie.attrs)
+    return planes, c_idx, z_idx
+
+
+def _series_info(
+    movie: xr.DataArray, shape: tuple[int, ...], axis: str, c_idx: int, z_idx: int | None
+) -> PlaneSeriesInfo:
+    a = movie.attrs
+    n_z, n_c = int(movie.sizes["z"]), int(movie.sizes["c"])
+    return PlaneSeriesInfo(
+        axis=axis,
+        channel=c_idx if n_c > 1 else None,
+        z=(z_idx if n_z > 1 else None) if axis == "t" else None,
+        n_planes=int(shape[0]),
+        height=int(shape[-2]),
+        width=int(shape[-1]),
+        dtype=str(movie.dtype),
+        pixel_size=a.get("pixel_size"),
+        unit=a.get("unit"),
+        frame_interval=a.get("frame_interval"),
+        time_unit=a.get("time_unit"),
+        z_spacing=a.get("z_spacing"),
+        source=a.get("source"),
+    )
+
+
+def lazy_plane_series(
+    movie: Any,
+    channel: int | None = None,
+    z: int | None = None,
+    axis: str = "t",
+    *,
+    cache: int = 2,
+) -> tuple[PlaneSeries, PlaneSeriesInfo]:
+    """Like :func:`select_plane_series`, but the planes are read one at a time when indexed.
+
+    The checks (channel, plane, axis) are the same and happen at once; no pixel is read here.
+    The propagation engine uses this for lazy movies (:func:`is_lazy`), so it holds only the
+    planes it works on.
+    """
+    movie = as_movie(movie)
+    planes, c_idx, z_idx = _selected_planes(movie, channel, z, axis)
+    series = PlaneSeries(planes, cache=cache)
+    return series, _series_info(movie, series.shape, axis, c_idx, z_idx)
+
+
 def select_plane_series(
     movie: Any,
     channel: int | None = None,
@@ -378,59 +571,6 @@ def select_plane_series(
         For an unknown ``axis`` or a non-integer index.
     """
     movie = as_movie(movie)
-    if axis not in ("t", "z"):
-        raise ConfigError(f"axis must be 't' (through time) or 'z' (through planes); got {axis!r}")
-    n_t, n_z, n_c = (int(movie.sizes[d]) for d in ("t", "z", "c"))
-    rgb = bool(movie.attrs.get("rgb"))
-    if n_c > 1 and channel is None:
-        kind = "an RGB image with 3 colour channels" if rgb else f"{n_c} channels"
-        extra = " (or convert it to grey in Fiji: Image > Type > 8-bit)" if rgb else ""
-        raise DataError(
-            f"the movie has {kind}; pick one with --channel 1..{n_c} (1-based; "
-            f"channel=0..{n_c - 1} in Python){extra}"
-        )
-    c_idx = _pick("channel", channel, n_c, "--channel", "channel") if channel is not None else 0
-    if axis == "t":
-        if n_z > 1 and z is None:
-            raise DataError(
-                f"the movie has {n_t} frame(s) and {n_z} z-planes; pick a plane with --z 1..{n_z} "
-                f"(1-based; z=0..{n_z - 1} in Python)"
-                + (
-                    ", or propagate through the planes with --axis z (in Python: axis='z'). If the "
-                    "planes are really time points, fix the order in Fiji (Image > Properties...: "
-                    "swap Slices and Frames) and save again"
-                    if n_t == 1
-                    else ""
-                )
-            )
-        z_idx = _pick("z-plane", z, n_z, "--z", "z") if z is not None else 0
-        planes = movie.isel(z=z_idx, c=c_idx).values
-    else:
-        if n_t > 1:
-            raise DataError(
-                f"propagating through z needs a movie with one time point; this one has {n_t} "
-                "frames. Use axis='t' (--axis t) with a chosen plane, or make a single-frame "
-                "substack in Fiji (Image > Duplicate...)"
-            )
-        if z is not None:
-            raise ConfigError("z must be None with axis='z' (all planes are used)")
-        z_idx = None
-        planes = movie.isel(t=0, c=c_idx).values
-    images = np.ascontiguousarray(planes, dtype=np.float32)
-    a = movie.attrs
-    info = PlaneSeriesInfo(
-        axis=axis,
-        channel=c_idx if n_c > 1 else None,
-        z=(z_idx if n_z > 1 else None) if axis == "t" else None,
-        n_planes=int(images.shape[0]),
-        height=int(images.shape[1]),
-        width=int(images.shape[2]),
-        dtype=str(movie.dtype),
-        pixel_size=a.get("pixel_size"),
-        unit=a.get("unit"),
-        frame_interval=a.get("frame_interval"),
-        time_unit=a.get("time_unit"),
-        z_spacing=a.get("z_spacing"),
-        source=a.get("source"),
-    )
-    return images, info
+    planes, c_idx, z_idx = _selected_planes(movie, channel, z, axis)
+    images = np.ascontiguousarray(planes.values, dtype=np.float32)
+    return images, _series_info(movie, images.shape, axis, c_idx, z_idx)

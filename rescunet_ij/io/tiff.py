@@ -24,7 +24,7 @@ import xarray as xr
 from ..errors import DataError
 from ..types import AXES
 from .atomic import atomic_write, check_overwrite
-from .movie import as_movie
+from .movie import as_movie, is_lazy
 
 __all__ = ["TiffLog", "read_movie", "write_movie"]
 
@@ -313,48 +313,144 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 )  # fmt: skip
 
 
-def _read_tiff(path: Path, log: TiffLog) -> tuple[np.ndarray, str, int, dict[str, Any]]:
-    """Pixels, tifffile's axes codes, the photometric tag and the calibration of series 0."""
+LAZY_BYTES = 256 * 2**20
+"""With ``lazy=None``, :func:`read_movie` reads a TIFF lazily when its pixels exceed this size."""
+
+
+class _MappedPlanes:
+    """The pixels of an uncompressed, contiguous TIFF series, memory-mapped per read.
+
+    Indexed by dask, one chunk (one TIFF page) at a time: each read maps the file, copies the
+    requested pixels and unmaps it again, so the pages read do not stay resident (a mapping kept
+    open would count every page ever touched in the process's memory).
+    """
+
+    def __init__(self, path: Path, offset: int, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.offset = path, int(offset)
+        self.shape, self.dtype, self.ndim = tuple(shape), np.dtype(dtype), len(shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        mapped = np.memmap(self.path, self.dtype, mode="r", offset=self.offset, shape=self.shape)
+        try:
+            return np.array(mapped[key])  # a copy: the mapping is closed below
+        finally:
+            mm = getattr(mapped, "_mmap", None)
+            del mapped
+            if mm is not None:
+                with contextlib.suppress(BufferError):
+                    mm.close()
+
+
+def _lazy_pixels(path: Path, tif: Any, series: Any) -> Any:
+    """A dask array over series 0, one chunk per TIFF page, nothing read yet.
+
+    Uncompressed contiguous data (what ImageJ and tifffile write by default) is memory-mapped;
+    anything else (compressed, tiled, OME-TIFF with scattered pages) goes through tifffile's Zarr
+    store, which decodes one page per chunk.
+    """
+    import dask.array as da
+
+    shape = tuple(int(v) for v in series.shape)
+    page_shape = tuple(int(v) for v in series.keyframe.shape)
+    page_ndim = len(page_shape) if shape[-len(page_shape) :] == page_shape else 2
+    chunks = (1,) * (len(shape) - page_ndim) + shape[len(shape) - page_ndim :]
+    if series.dataoffset is not None and int(series.keyframe.compression) == 1:
+        dtype = np.dtype(series.dtype).newbyteorder(tif.byteorder)
+        mapped = _MappedPlanes(path, series.dataoffset, shape, dtype)
+        arr = da.from_array(mapped, chunks=chunks, lock=False, asarray=False, name=False)
+        return arr.astype(np.dtype(series.dtype).newbyteorder("="))
+    import zarr
+
+    store = series.aszarr(level=0)
+    z = zarr.open_array(store, mode="r")
+    return da.from_zarr(z, lock=True, name=False)
+
+
+def _read_tiff(
+    path: Path, log: TiffLog, lazy: bool | None = None
+) -> tuple[Any, str, int, dict[str, Any]]:
+    """Pixels, tifffile's axes codes, the photometric tag and the calibration of series 0.
+
+    The pixels are a numpy array, or a dask array when read lazily (``lazy``, or ``None`` and
+    more than :data:`LAZY_BYTES` of pixels). A lazy read checks for truncation at once, from the
+    page list, since no page is decoded here.
+    """
     import tifffile
 
-    with tifffile.TiffFile(path) as tif:
+    tif = tifffile.TiffFile(path)
+    keep_open = False
+    try:
         if not tif.series:
             raise DataError(
                 f"{path.name} holds no image data; save the movie again ({_FIJI_SAVE_HINT})"
             )
         series = tif.series[0]
         header = _ImageJHeader.from_tiff(tif)
-        try:
-            data = series.asarray()
-        except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
-            error = _truncation_error(tif, header, path.name, log)
-            if error is not None:
-                raise error from exc
-            raise
-        dropped = header is not None and series.kind in ("generic", "uniform")
-        if dropped or log.page_list_broken or tuple(data.shape) != tuple(series.shape):
+        if lazy is None:
+            lazy = int(series.nbytes) > LAZY_BYTES
+        if lazy:
             error = _truncation_error(tif, header, path.name, log)
             if error is not None:
                 raise error
-        if header is not None and header.images == 0:
-            log.records.clear()  # the warning below says it all
-            warnings.warn(
-                f"{path.name}: ignored its invalid ImageJ header ({header.fields}) and read its "
-                f"{len(tif.pages)} image(s) as frames; if they are z-planes or channels, set "
-                "the order in Fiji (Image > Hyperstacks > Stack to Hyperstack...) and save again",
-                stacklevel=3,
-            )
-        photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
-        return data, str(series.axes).upper(), photometric, _calibration(tif)
+            data = _lazy_pixels(path, tif, series)
+            keep_open = series.dataoffset is None or int(series.keyframe.compression) != 1
+            if header is not None and header.images == 0:
+                _warn_invalid_header(path, tif, header, log)
+            photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
+            return data, str(series.axes).upper(), photometric, _calibration(tif)
+        return _read_eager(path, tif, series, header, log)
+    finally:
+        if not keep_open:  # the Zarr store of a lazy compressed movie reads through tif
+            tif.close()
 
 
-def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
-    """Read a TIFF movie (ImageJ hyperstack, OME-TIFF or plain multi-page TIFF).
+def _warn_invalid_header(path: Path, tif: Any, header: _ImageJHeader, log: TiffLog) -> None:
+    log.records.clear()  # the warning below says it all
+    warnings.warn(
+        f"{path.name}: ignored its invalid ImageJ header ({header.fields}) and read its "
+        f"{len(tif.pages)} image(s) as frames; if they are z-planes or channels, set "
+        "the order in Fiji (Image > Hyperstacks > Stack to Hyperstack...) and save again",
+        stacklevel=5,
+    )
+
+
+def _read_eager(
+    path: Path, tif: Any, series: Any, header: _ImageJHeader | None, log: TiffLog
+) -> tuple[np.ndarray, str, int, dict[str, Any]]:
+    import tifffile
+
+    try:
+        data = series.asarray()
+    except (tifffile.TiffFileError, *_DECODE_ERRORS) as exc:
+        error = _truncation_error(tif, header, path.name, log)
+        if error is not None:
+            raise error from exc
+        raise
+    dropped = header is not None and series.kind in ("generic", "uniform")
+    if dropped or log.page_list_broken or tuple(data.shape) != tuple(series.shape):
+        error = _truncation_error(tif, header, path.name, log)
+        if error is not None:
+            raise error
+    if header is not None and header.images == 0:
+        _warn_invalid_header(path, tif, header, log)
+    photometric = int(getattr(series.keyframe, "photometric", 1) or 1)
+    return data, str(series.axes).upper(), photometric, _calibration(tif)
+
+
+def read_movie(path: str | os.PathLike[str], *, lazy: bool | None = None) -> xr.DataArray:
+    """Read a TIFF movie (ImageJ hyperstack, OME-TIFF or plain multi-page TIFF) or an OME-Zarr.
 
     Parameters
     ----------
     path
-        The TIFF file.
+        The TIFF file, or an OME-Zarr (NGFF) image folder (``*.zarr``, read lazily by
+        :func:`rescunet_ij.io.omezarr.read_omezarr`).
+    lazy
+        Read the pixels on demand (a dask array, one chunk per TIFF page) instead of into
+        memory: uncompressed contiguous TIFFs through memory mapping, compressed or scattered
+        ones (OME-TIFF, tiled) through tifffile's Zarr store. ``None`` (default): lazily when
+        the pixels exceed :data:`LAZY_BYTES` (256 MiB), in memory otherwise. Truncated files are
+        refused either way, at once.
 
     Returns
     -------
@@ -381,10 +477,14 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
     import tifffile
 
     path = Path(path)
+    from .omezarr import is_omezarr, read_omezarr
+
+    if is_omezarr(path):
+        return read_omezarr(path)
     _check_tiff_path(path)
     try:
         with TiffLog() as log:
-            data, axes, photometric, attrs = _read_tiff(path, log)
+            data, axes, photometric, attrs = _read_tiff(path, log, lazy)
     except DataError:
         raise
     except MemoryError as exc:
@@ -411,8 +511,8 @@ def read_movie(path: str | os.PathLike[str]) -> xr.DataArray:
 
 
 def _tiff_axes_to_movie(
-    data: np.ndarray, axes: str, photometric: int, name: str
-) -> tuple[np.ndarray, list[str], bool]:
+    data: Any, axes: str, photometric: int, name: str
+) -> tuple[Any, list[str], bool]:
     """Map tifffile's axes codes to ours; drop unknown singleton axes, refuse the others."""
     codes = {"T": "t", "Q": "t", "I": "t", "Z": "z", "C": "c", "S": "c", "Y": "y", "X": "x"}
     by_target: dict[str, list[int]] = {}
@@ -506,14 +606,33 @@ def write_movie(path: str | os.PathLike[str], movie: Any, overwrite: bool = Fals
 
     path = check_overwrite(path, overwrite)
     mv = as_movie(movie)
-    data = _imagej_dtype(np.asarray(mv.values))
     a = mv.attrs
+    if is_lazy(mv) and mv.dtype in (np.uint8, np.uint16, np.float32) and not a.get("rgb"):
+        return _write_planes(path, mv, _imagej_metadata(a, "TZCYX"), overwrite)
+    data = _imagej_dtype(np.asarray(mv.values))
     rgb = bool(a.get("rgb")) and mv.sizes["c"] in (3, 4) and data.dtype == np.uint8
     if rgb:
         data = np.moveaxis(data, 2, -1)  # T Z Y X S
         axes = "TZYXS"
     else:
         axes = "TZCYX"
+    metadata, resolution = _imagej_metadata(a, axes)
+    with atomic_write(path, "wb", overwrite=overwrite) as fh:
+        # tifffile wants a file name for streams; the temporary file's descriptor has none.
+        handle = tifffile.FileHandle(fh, mode="wb", name=path.name)
+        tifffile.imwrite(
+            handle,
+            data,
+            imagej=True,
+            resolution=resolution,
+            metadata=metadata,
+            photometric="rgb" if rgb else "minisblack",
+        )
+    return path
+
+
+def _imagej_metadata(a: dict[str, Any], axes: str) -> tuple[dict[str, Any], Any]:
+    """ImageJ's metadata and the resolution tag for a movie's calibration attrs."""
     metadata: dict[str, Any] = {"axes": axes}
     resolution = None
     if a.get("unit"):
@@ -526,15 +645,37 @@ def write_movie(path: str | os.PathLike[str], movie: Any, overwrite: bool = Fals
         metadata["finterval"] = float(a["frame_interval"])
         if a.get("time_unit"):
             metadata["tunit"] = _escape(str(a["time_unit"]))
+    return metadata, resolution
+
+
+_BIGTIFF_BYTES = 2**32 - 2**25
+
+
+def _write_planes(
+    path: Path, mv: xr.DataArray, meta: tuple[dict[str, Any], Any], overwrite: bool
+) -> Path:
+    """Write a lazy movie one plane at a time (ImageJ hyperstack; BigTIFF past 4 GiB)."""
+    import tifffile
+
+    metadata, resolution = meta
+    t, z, c, y, x = (int(mv.sizes[d]) for d in AXES)
+    big = mv.nbytes > _BIGTIFF_BYTES  # ImageJ's own format ends at 4 GiB; Fiji reads BigTIFF
+
+    def planes() -> Any:
+        for ti in range(t):
+            for zi in range(z):
+                for ci in range(c):
+                    yield np.asarray(mv.isel(t=ti, z=zi, c=ci).values)
+
     with atomic_write(path, "wb", overwrite=overwrite) as fh:
-        # tifffile wants a file name for streams; the temporary file's descriptor has none.
         handle = tifffile.FileHandle(fh, mode="wb", name=path.name)
-        tifffile.imwrite(
-            handle,
-            data,
-            imagej=True,
-            resolution=resolution,
-            metadata=metadata,
-            photometric="rgb" if rgb else "minisblack",
-        )
+        with tifffile.TiffWriter(handle, bigtiff=big, imagej=not big) as tw:
+            tw.write(
+                planes(),
+                shape=(t, z, c, y, x),
+                dtype=mv.dtype,
+                resolution=resolution,
+                metadata=metadata,
+                photometric="minisblack",
+            )
     return path

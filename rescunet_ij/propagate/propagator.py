@@ -43,6 +43,7 @@ from ..data.motion import (
 from ..data.windows import extract_windows, from_network, plan_windows, to_network
 from ..device import autocast_dtype, is_out_of_memory, resolve_device
 from ..errors import ConfigError, DataError, StateError
+from ..io.movie import PlaneSeries
 from ..model.memory import fit_batch_size
 from ..types import FrameResult, ObjectMask, ObjectResult, ObjectStatus, Outline
 from .canvas import ObjectJob, at_edge, share_pixels, touches_border
@@ -123,7 +124,9 @@ class Propagator:
         ----------
         planes
             ``(N, Y, X)`` planes along t or z (a 2-D image is one frame); ``(N, C, Y, X)`` for a
-            model trained on ``C > 1`` channels.
+            model trained on ``C > 1`` channels. A lazy
+            :class:`~rescunet_ij.io.movie.PlaneSeries` (a big movie on disk) is not copied: its
+            planes are read, converted and checked one at a time as propagation reaches them.
         first_frame
             The movie's frame index of ``planes[0]`` when the planes are a cut-out of a longer
             movie; every frame number in and out of the session is then the movie's own.
@@ -131,7 +134,7 @@ class Propagator:
         Returns
         -------
         PropagationState
-            An empty state holding a float32 copy of the planes.
+            An empty state holding a float32 copy of the planes (or the lazy series).
 
         Raises
         ------
@@ -139,8 +142,10 @@ class Propagator:
             If the array has the wrong number of dimensions or channels, is empty, or holds
             NaN/infinite values.
         """
-        arr = np.asarray(planes)
         want = 3 if self.in_channels == 1 else 4
+        if isinstance(planes, PlaneSeries):
+            return self._lazy_state(planes, want, first_frame)
+        arr = np.asarray(planes)
         if arr.ndim == want - 1:
             arr = arr[None]
         if arr.ndim != want:
@@ -166,10 +171,41 @@ class Propagator:
             raise DataError(
                 "planes contain NaN or infinite values; replace them (e.g. numpy.nan_to_num) first"
             )
+        return PropagationState(planes=arr, first_frame=self._first(first_frame))
+
+    @staticmethod
+    def _first(first_frame: int) -> int:
         first = frame_index(first_frame, "first_frame")
         if first is None or first < 0:
             raise DataError(f"first_frame must be a frame index >= 0; got {first_frame!r}")
-        return PropagationState(planes=arr, first_frame=first)
+        return first
+
+    def _lazy_state(self, planes: PlaneSeries, want: int, first_frame: int) -> PropagationState:
+        """A session over a lazy movie: planes are read (and checked) when propagation needs them.
+
+        Only the prompt frame and the current frame are held (the series' cache); masks are the
+        objects' crops, so memory does not grow with the movie's size.
+        """
+        shape = planes.shape
+        if len(shape) != want or (want == 4 and shape[1] != self.in_channels) or min(shape) == 0:
+            raise DataError(
+                f"planes must be {want}-D with {self.in_channels} channel(s), got shape {shape}; "
+                "select one z-plane and channel, or one time point, before propagating"
+            )
+        if planes.source_dtype.kind not in "biuf":
+            raise DataError(f"planes must hold real numbers, got dtype {planes.source_dtype}")
+        first = self._first(first_frame)
+
+        def finite(i: int, plane: np.ndarray) -> None:
+            if not np.isfinite(plane).all():
+                raise DataError(
+                    f"{frame_name(first + i)} contains NaN or infinite values; replace them "
+                    "(e.g. numpy.nan_to_num) first"
+                )
+
+        planes.check = finite
+        planes.cache = max(planes.cache, 2)  # the prompt frame and the current frame
+        return PropagationState(planes=planes, first_frame=first)  # type: ignore[arg-type]
 
     def add_mask(
         self,

@@ -14,6 +14,7 @@ from typing import Literal
 
 import numpy as np
 
+from ..io.movie import PlaneSeries
 from ..types import ObjectMask, Outline
 
 __all__ = ["Origin", "PropagationState"]
@@ -33,7 +34,8 @@ class PropagationState:
     Attributes
     ----------
     planes
-        ``(N, Y, X)`` float32 (or ``(N, C, Y, X)`` for multi-channel models).
+        ``(N, Y, X)`` float32 (or ``(N, C, Y, X)`` for multi-channel models), or a lazy
+        :class:`~rescunet_ij.io.movie.PlaneSeries` that reads one plane at a time.
     masks
         ``masks[frame][object_id]`` is the object's mask in that frame.
     origin
@@ -50,9 +52,10 @@ class PropagationState:
         The movie's index of ``planes[0]``.
     """
 
-    # The 2-D series being propagated, float32 so windows need no conversion per frame. Kept whole
-    # (not just the frames around the current one) because the user can jump anywhere to correct.
-    planes: np.ndarray
+    # The 2-D series being propagated, float32 so windows need no conversion per frame. In memory
+    # for movies that fit (the user can jump anywhere to correct); a lazy PlaneSeries for movies
+    # read lazily from disk, which holds only the planes last used (prompt and current frame).
+    planes: np.ndarray | PlaneSeries
     # One cropped mask per object and frame (crops keep big movies with many objects small). Both
     # the prompts (user masks) and the results (predicted masks) live here, because a predicted
     # mask is the prompt for the next frame.
