@@ -70,6 +70,11 @@ class Outline:
     prompt_iou
         IoU between this outline's mask and the prompt it was predicted from (``None`` for user
         outlines).
+    edited
+        ``True`` for a prediction (it has a ``confidence``) whose polygon was changed after
+        rescunet-ij wrote it: the stored geometry hash no longer matches (see
+        :func:`rescunet_ij.io.rois.outline_hash`). An edited outline is the user's, like one
+        without ``confidence`` (:attr:`origin`); writers store it as a user outline.
     """
 
     object_id: int
@@ -80,6 +85,7 @@ class Outline:
     name: str | None = None
     confidence: float | None = None
     prompt_iou: float | None = None
+    edited: bool = False
 
     def __post_init__(self) -> None:
         self.polygon = np.asarray(self.polygon, dtype=np.float64).reshape(-1, 2)
@@ -91,6 +97,17 @@ class Outline:
     def sort_key(self) -> tuple[int, int, int, int]:
         """Frame, z, channel (``None`` first), then object id: the order outlines are written in."""
         return (*plane_key(self.frame, self.z, self.c), self.object_id)
+
+    @property
+    def origin(self) -> str:
+        """Who made this outline: ``"model"``, ``"edited"`` or ``"user"``.
+
+        ``"edited"`` is a prediction the user changed (:attr:`edited`); ``"user"`` an outline
+        without ``confidence`` (drawn by the user, or by another tool).
+        """
+        if self.confidence is None:
+            return "user"
+        return "edited" if self.edited else "model"
 
     @property
     def display_name(self) -> str:

@@ -99,7 +99,14 @@ def test_write_rois_as_imagej_sees_them_time_only_stack(tmp_path):
     assert [r.group for r in rois] == ids
     names = [r.name for r in rois]
     assert names[:2] == ["nucleus A", "object-2"]
-    assert rois[1].properties == {"confidence": 0.8125, "object_id": 2, "prompt_iou": 0.9}
+    from rescunet_ij.io.rois import outline_hash  # predictions carry their geometry hash
+
+    assert rois[1].properties == {
+        "confidence": 0.8125,
+        "object_id": 2,
+        "prompt_iou": 0.9,
+        "outline_hash": outline_hash(outlines[0].polygon),
+    }
     # Colours: one per object, the same in every frame.
     assert rois[0].stroke_color == rois[2].stroke_color != rois[1].stroke_color
     assert rois[0].stroke_color[1:] == bytes.fromhex(object_color(1)[1:])

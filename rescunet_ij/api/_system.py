@@ -42,7 +42,9 @@ def model_info(model: Any) -> dict[str, Any]:
     ``model`` is a model file or a :class:`LoadedModel`. Keys: ``package_version``,
     ``model_config``, ``normalization``, ``window_size``, ``erosion_width``, ``epochs_trained``,
     ``best_epoch`` (the record of the epoch with the lowest validation, else training, loss),
-    ``train_config`` (``None`` when unknown) and ``path``.
+    ``train_config`` (``None`` when unknown), ``lineage`` (one record per fine-tuning step of
+    :func:`~rescunet_ij.api.finetune`, oldest first; empty for a model trained from scratch)
+    and ``path``.
     """
     m: LoadedModel = _loaded(model)
     best = None
@@ -60,5 +62,6 @@ def model_info(model: Any) -> dict[str, Any]:
         "epochs_trained": len(m.history),
         "best_epoch": best,
         "train_config": None if m.train_config is None else m.train_config.model_dump(mode="json"),
+        "lineage": list(m.extra.get("lineage") or []),
         "path": None if m.path is None else str(m.path),
     }

@@ -41,6 +41,7 @@ from .operations import (
     PropagationSummary,
     apply_to_current_frame,
     export_training_set,
+    finetune_in_imagej,
     propagate_in_imagej,
 )
 
@@ -53,6 +54,7 @@ __all__ = [
     "RoiPushSummary",
     "apply_to_current_frame",
     "export_training_set",
+    "finetune_in_imagej",
     "find_gateway",
     "find_ij_jar",
     "get_imagej",

@@ -30,10 +30,13 @@ import numpy as np
 from ..errors import DataError, ImageJError
 from ..io.identity import OBJECT_ID_PROPERTY, RoiRecord, describe_roi, resolve_identities
 from ..io.rois import (
+    OUTLINE_HASH_PROPERTY,
     RawRoi,
     composite_part,
     is_default_imagej_name,
     object_color,
+    outline_hash,
+    prediction_edited,
     raw_rois_to_outlines,
     roi_labels,
 )
@@ -287,6 +290,8 @@ def _outline(loc: _Located, oid: int) -> Outline:
         name=name,
         confidence=_f("confidence"),
         prompt_iou=_f("prompt_iou"),
+        # a prediction whose polygon no longer matches its stored hash was edited by the user
+        edited=prediction_edited(props, loc.raw.polygon),
     )
 
 
@@ -426,10 +431,12 @@ def outline_to_roi(outline: Outline, imp: Any, *, hyperstack: bool | None = None
     roi.setStrokeColor(_java_color(object_color(outline.object_id)))
     roi.setProperty(OBJECT_ID_PROPERTY, str(outline.object_id))
     roi.setProperty(MARKER_PROPERTY, __version__)
-    if outline.confidence is not None:
+    if outline.confidence is not None and not outline.edited:  # an edited one is the user's
         roi.setProperty("confidence", repr(float(outline.confidence)))
-    if outline.prompt_iou is not None:
-        roi.setProperty("prompt_iou", repr(float(outline.prompt_iou)))
+        if outline.prompt_iou is not None:
+            roi.setProperty("prompt_iou", repr(float(outline.prompt_iou)))
+        # as write_rois does: a later edit of this ROI in ImageJ is recognised as a correction
+        roi.setProperty(OUTLINE_HASH_PROPERTY, outline_hash(poly))
     return roi
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "PropagationSummary",
     "apply_to_current_frame",
     "export_training_set",
+    "finetune_in_imagej",
     "propagate_in_imagej",
     "show_error",
     "train_in_imagej",
@@ -446,6 +447,81 @@ def apply_to_current_frame(
         z=z,
         on_frame=None,
     )
+
+
+def finetune_in_imagej(
+    model: str | os.PathLike[str] | LoadedModel,
+    imp: Any = None,
+    rm: Any = None,
+    *,
+    output: str | os.PathLike[str],
+    repropagate: bool = True,
+    replay: str | os.PathLike[str] | None = None,
+    identity: Identity | str = Identity.AUTO,
+    channel: int | None = None,
+    z: int | None = None,
+    config: PropagateConfig | None = None,
+    overwrite: bool = False,
+    **params: Any,
+) -> Any:
+    """Fine-tune ``model`` on the corrections in the ROI Manager, then propagate again.
+
+    The corrections are the user's ROIs (drawn, or predictions whose outline was edited) in a
+    frame whose previous frame has an outline of the same object (see
+    :func:`rescunet_ij.api.finetune`). The new model goes to ``output``; with ``repropagate``
+    the new predictions replace the model's ROIs after the first corrected frame, while the
+    user's ROIs stay untouched. ``params`` are :func:`rescunet_ij.api.finetune`'s settings
+    (``epochs``, ``learning_rate``, ``batch_size``, ``device``, ``replay_samples``, ``seed``);
+    ``channel`` and ``z`` are 1-based. Returns the :class:`rescunet_ij.api.FinetuneResult`.
+    """
+    from .. import api
+
+    imp = _image(imp)
+    rm = _roi_manager(rm)
+    outlines, _ = read_roimanager(rm, imp, identity)
+    z0 = _z_arg(z, imp)
+    movie = imageplus_to_movie(imp)
+    jc.IJ.showStatus("ReSCU-Net: fine-tuning on the corrections...")
+    result = api.finetune(
+        model,
+        movie,
+        outlines,
+        output,
+        replay=replay,
+        channel=_channel_arg(channel, imp),
+        z=z0,
+        repropagate=repropagate,
+        config=config,
+        overwrite=overwrite,
+        **params,
+    )
+    if repropagate and result.outlines is not None:
+        final = {(o.frame, o.object_id): o for o in result.outlines if o.z == (z0 or 0)}
+        # Per predicted frame, the objects whose ROIs are replaced: those the run predicted,
+        # except where the user has an outline (never replaced).
+        groups: dict[frozenset[int], set[int]] = {}
+        for run in result.runs:
+            for fr in run.frames:
+                ids = frozenset(
+                    ob.object_id
+                    for ob in fr.objects
+                    if (fr.frame, ob.object_id) not in final
+                    or final[fr.frame, ob.object_id].origin == "model"
+                )
+                if ids:
+                    groups.setdefault(ids, set()).add(fr.frame)
+        for ids, frames in groups.items():
+            outlines_to_roimanager(
+                [o for (f, oid), o in final.items() if f in frames and oid in ids],
+                rm,
+                imp,
+                replace_frames=frames,
+                object_ids=ids,
+                replace_z={0 if z0 is None else z0},
+                identity=identity,
+            )
+    jc.IJ.showStatus(f"ReSCU-Net: fine-tuned model saved to {result.model_path}")
+    return result
 
 
 def train_in_imagej(

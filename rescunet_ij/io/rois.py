@@ -49,6 +49,7 @@ from .identity import (
 
 __all__ = [
     "OBJECT_ID_PROPERTY",
+    "OUTLINE_HASH_PROPERTY",
     "PALETTE",
     "RawRoi",
     "RoiRecord",
@@ -57,6 +58,8 @@ __all__ = [
     "composite_part",
     "is_default_imagej_name",
     "object_color",
+    "outline_hash",
+    "prediction_edited",
     "raw_rois_to_outlines",
     "read_raw_rois",
     "read_rois",
@@ -70,6 +73,14 @@ PALETTE: tuple[str, ...] = (
     "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#aaffc3", "#ffd8b1",
 )  # fmt: skip
 """Distinct, bright stroke colours; object ``k`` gets ``PALETTE[(k - 1) % len(PALETTE)]``."""
+
+OUTLINE_HASH_PROPERTY = "outline_hash"
+"""ROI property holding :func:`outline_hash` of a prediction's polygon as written.
+
+A prediction read back with a polygon that no longer matches it was edited by the user
+(:attr:`rescunet_ij.types.Outline.edited`). Predictions written before this property existed carry
+none and count as the model's output.
+"""
 
 _AREA_KINDS = {"polygon", "freehand", "traced", "rectangle", "oval", "composite"}
 
@@ -120,6 +131,39 @@ class RawRoi:
 def object_color(object_id: int) -> str:
     """The stroke colour (``#rrggbb``) rescunet-ij uses for an object."""
     return PALETTE[(int(object_id) - 1) % len(PALETTE)]
+
+
+def outline_hash(polygon: np.ndarray) -> str:
+    """A short hash (12 hex digits) of a polygon's geometry, as an ImageJ ROI stores it.
+
+    The vertices are taken at the float32 precision of a sub-pixel ROI, rounded to 1/1000 pixel,
+    without a closing vertex that repeats the first, so the hash of a polygon written by
+    :func:`write_rois` equals the hash of the polygon read back, and moving, adding or deleting
+    any vertex changes it. Renaming a ROI or recolouring it does not.
+    """
+    import hashlib
+
+    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
+    if len(poly) > 1 and np.array_equal(poly[0], poly[-1]):
+        poly = poly[:-1]
+    grid = np.round(poly.astype(np.float32).astype(np.float64) * 1000.0).astype("<i8")
+    return hashlib.blake2b(grid.tobytes(), digest_size=6).hexdigest()
+
+
+def prediction_edited(properties: dict[str, Any], polygon: np.ndarray | None) -> bool:
+    """Whether a ROI is a prediction the user edited: its polygon no longer matches its hash.
+
+    ``properties`` are the ROI's (from a file or a live ImageJ ROI) and ``polygon`` its outline
+    as read, before any clipping. A ROI without ``confidence`` is no prediction; a prediction
+    without :data:`OUTLINE_HASH_PROPERTY` (written before hashes existed) counts as unedited.
+    """
+    stored = properties.get(OUTLINE_HASH_PROPERTY)
+    return (
+        _float_prop(properties, "confidence") is not None
+        and stored is not None
+        and polygon is not None
+        and str(stored).strip() != outline_hash(polygon)
+    )
 
 
 def composite_part(rings: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
@@ -430,6 +474,8 @@ def _outlines(kept: list[_Kept], identity: Identity | str) -> list[Outline]:
         name = raw.name.strip() or None
         if name is not None and (is_default_imagej_name(name) or name == f"object-{oid}"):
             name = None  # positions and our own default names are not worth keeping
+        confidence = _float_prop(raw.properties, "confidence")
+        edited = prediction_edited(raw.properties, raw.polygon)
         outlines.append(
             Outline(
                 object_id=oid,
@@ -438,8 +484,9 @@ def _outlines(kept: list[_Kept], identity: Identity | str) -> list[Outline]:
                 z=z,
                 c=c,
                 name=name,
-                confidence=_float_prop(raw.properties, "confidence"),
+                confidence=confidence,
                 prompt_iou=_float_prop(raw.properties, "prompt_iou"),
+                edited=edited,
             )
         )
     outlines.sort(key=lambda o: o.sort_key)
@@ -548,7 +595,9 @@ def read_rois(
         Sorted by frame, z, channel, object id. Polygon, rectangle, oval, freehand, traced and
         composite ROIs (largest part) are read with their sub-pixel coordinates; ovals become the
         outline of the pixels ImageJ's oval contains. ``name`` keeps custom ROI names;
-        ``confidence``/``prompt_iou`` come from ROI properties written by :func:`write_rois`.
+        ``confidence``/``prompt_iou`` come from ROI properties written by :func:`write_rois`;
+        ``edited`` is set for a prediction whose polygon no longer matches its stored
+        :func:`outline_hash` (predictions without a hash count as unedited).
 
     Raises
     ------
@@ -607,10 +656,11 @@ def _encode(outline: Outline, *, hyperstack: bool, dims: tuple[int, int, int]) -
     rgb = bytes.fromhex(object_color(outline.object_id)[1:])
     roi.stroke_color = b"\xff" + rgb
     props: dict[str, Any] = {OBJECT_ID_PROPERTY: outline.object_id}
-    if outline.confidence is not None:
+    if outline.confidence is not None and not outline.edited:  # an edited one is the user's
         props["confidence"] = repr(float(outline.confidence))
-    if outline.prompt_iou is not None:
-        props["prompt_iou"] = repr(float(outline.prompt_iou))
+        if outline.prompt_iou is not None:
+            props["prompt_iou"] = repr(float(outline.prompt_iou))
+        props[OUTLINE_HASH_PROPERTY] = outline_hash(poly)
     roi.properties = props
     return roi
 
@@ -715,6 +765,12 @@ def write_rois(
     <= 255), a stroke colour per object (:func:`object_color`) and the properties
     ``object_id`` (plus ``confidence``/``prompt_iou`` when set), so :func:`read_rois` recovers
     the identities. ROIs are sorted by frame, z, channel, then object id.
+
+    A prediction (an outline with ``confidence``) also gets :data:`OUTLINE_HASH_PROPERTY`, the
+    :func:`outline_hash` of its polygon: :func:`read_rois` marks a prediction whose polygon no
+    longer matches it as :attr:`~rescunet_ij.types.Outline.edited` (a user's correction). An
+    outline already marked ``edited`` is written as a user outline (no ``confidence``,
+    ``prompt_iou`` or hash), so it stays the user's when read again.
     """
     path = check_overwrite(path, overwrite)
     dims = (int(n_channels), int(n_slices), int(n_frames))
