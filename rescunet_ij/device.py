@@ -44,6 +44,11 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise ConfigError(f"unknown device '{name}'; use auto, cpu, cuda, cuda:N or mps")
 
 
+def cuda_device_count() -> int:
+    """How many CUDA GPUs this PyTorch sees (0 without CUDA)."""
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def is_out_of_memory(exc: BaseException) -> bool:
     """Whether ``exc`` means the device ran out of memory.
 
