@@ -484,6 +484,7 @@ def test_refuses_gzip_compressed_pickle_unread(tmp_path):
         load_model(path)
     msg = str(info.value)
     assert "gzip" in msg and ".cfr" in msg and "arbitrary code" in msg and str(path) in msg
+    assert "rescunet-ij import-pyjamas" in msg  # the safe way to open it
     assert not marker.exists()
 
 

@@ -151,9 +151,14 @@ class ReSCUNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Kaiming-normal (fan-in, ReLU) weights and zero biases, like Keras' ``he_normal``."""
+        """Kaiming-normal (fan-in, ReLU) weights and zero biases, like Keras' ``he_normal``.
+
+        A network built on the ``meta`` device (shapes only, for loading saved weights) is left
+        as it is: it has no values to draw, and drawing on ``meta`` goes through
+        ``torch._refs``, whose first use imports ``torch._dynamo`` (about a second).
+        """
         for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)) and not m.weight.is_meta:
                 nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
