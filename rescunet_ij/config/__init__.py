@@ -338,6 +338,17 @@ class TrainConfig(_Strict):
         default="auto", description="bfloat16/float16 autocast; auto = on for CUDA only"
     )
     num_workers: int = Field(default=0, ge=0, le=64)
+    prefetch_factor: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="batches each data-loading worker prepares ahead (with num_workers > 0)",
+    )
+    channels_last: bool = Field(
+        default=False,
+        description="channels-last memory layout for the network and its batches (NHWC; the "
+        "layout oneDNN and cuDNN convolutions prefer)",
+    )
 
     @field_validator("subimage_size", mode="before")
     @classmethod

@@ -25,6 +25,7 @@ from ..config import TrainConfig
 from ..errors import ConfigError, DataError, OutputExistsError, RescunetError, WriteError
 from ..io.checkpoint import LoadedModel, model_from_network
 from ..io.training_set import TrainingSample
+from .distributed import process_group, signals_deferred
 from .interrupt import SIGNAL_EXIT_CODES, signal_name, sigterm_as_interrupt
 from .outputs import TrainOutputs
 from .trainer import Trainer
@@ -57,6 +58,10 @@ class TrainCallbacks:
     should_stop
         Polled after every batch; returning ``True`` cancels training. The best weights so far
         are kept and saved (when at least one epoch finished).
+
+    Under torchrun, ``on_epoch_end`` and ``on_batch_end`` are called on rank 0 only;
+    ``should_stop`` is polled on every rank (pass the same callbacks on all of them) and all
+    ranks stop when one asks.
     """
 
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None
@@ -86,12 +91,16 @@ class TrainResult:
     monitor
         ``"val_loss"`` or, without a validation set, ``"train_loss"``.
     batch_size
-        The batch size finally used (halved after out-of-memory errors).
+        The batch size finally used (halved after out-of-memory errors); under torchrun the
+        global batch, per-rank batch times ``world_size``.
     n_train, n_val
         Numbers of training and validation samples.
     interrupted
         ``"SIGINT"`` or ``"SIGTERM"`` when a signal ended training (the result then travels in
         :attr:`TrainingInterrupted.result`), else ``None``.
+    rank, world_size
+        This process's rank and the number of processes under torchrun (0 and 1 otherwise). Only
+        rank 0 writes files: elsewhere the paths are ``None``.
     """
 
     model: LoadedModel
@@ -107,6 +116,8 @@ class TrainResult:
     n_train: int = 0
     n_val: int = 0
     interrupted: str | None = None
+    rank: int = 0
+    world_size: int = 1
 
 
 class TrainingInterrupted(RescunetError):
@@ -245,10 +256,12 @@ def _result(trainer: Trainer, extra: dict[str, Any]) -> TrainResult:
         stopped_early=trainer.stopped_early,
         cancelled=trainer.cancelled,
         monitor=trainer.data.monitor,
-        batch_size=trainer.batch_size,
+        batch_size=trainer.global_batch_size,
         n_train=len(trainer.data.train_idx),
         n_val=len(trainer.data.val_idx),
         interrupted=extra.get("interrupted"),
+        rank=trainer.dist.rank if trainer.dist is not None else 0,
+        world_size=trainer.world_size,
     )
 
 
@@ -337,6 +350,10 @@ def _interrupted(trainer: Trainer, signal: str) -> TrainingInterrupted:
         "best_epoch": trainer.best.epoch,
         "epoch": trainer.epoch,
     }
+    if trainer.dist is not None and not trainer.dist.is_main:
+        return TrainingInterrupted(
+            f"{head} (rank {trainer.dist.rank}; rank 0 saves the weights)", model_path=None, **kw
+        )
     if trainer.best.state is None:
         return TrainingInterrupted(
             f"{head}, before any epoch finished; nothing was saved", model_path=None, **kw
@@ -490,21 +507,35 @@ def train_model(
     -----
     While training runs in the main thread, SIGTERM (a cluster job's time limit) is handled like
     Ctrl-C; the previous SIGTERM handler is restored afterwards.
+
+    Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment) every process calls this function
+    with the same arguments; they train one DistributedDataParallel network together
+    (:mod:`rescunet_ij.train.distributed`: NCCL on GPUs, gloo on the CPU), ``config.batch_size``
+    being the global batch. Rank 0 alone checks and writes ``output`` and calls the progress
+    callbacks; the other ranks return the same model with no paths, and their warnings are
+    silenced. The process group is destroyed on return.
     """
     samples = _checked_samples(samples, config, init_from)
-    outputs = TrainOutputs.prepare(output, overwrite) if output is not None else None
-    trainer = Trainer(
-        samples,
-        config,
-        outputs,
-        init_from,
-        callbacks or TrainCallbacks(),
-        _checkpoint_interval_s,
-    )
-    with sigterm_as_interrupt():
-        try:
-            trainer.setup()
-            trainer.run()
-            return _finish(trainer)
-        except KeyboardInterrupt as exc:
-            raise _interrupted(trainer, signal_name(exc)) from None
+    with process_group(config.device) as dist, warnings.catch_warnings():
+        if dist is not None and not dist.is_main:
+            warnings.simplefilter("ignore")  # rank 0 says it once
+        main = dist is None or dist.is_main
+        prepare = output is not None and main
+        outputs = TrainOutputs.prepare(output, overwrite) if prepare else None
+        trainer = Trainer(
+            samples,
+            config,
+            outputs,
+            init_from,
+            callbacks or TrainCallbacks(),
+            _checkpoint_interval_s,
+            dist,
+        )
+        with sigterm_as_interrupt():
+            try:
+                trainer.setup()
+                trainer.run()
+                return _finish(trainer)
+            except KeyboardInterrupt as exc:
+                with signals_deferred(dist is not None and dist.is_main):
+                    raise _interrupted(trainer, signal_name(exc)) from None

@@ -30,6 +30,13 @@ from ..io.checkpoint import LoadedModel
 from ..io.training_set import TrainingSample
 from ..model import build_model
 from ..model.memory import fit_batch_size
+from .distributed import (
+    DistContext,
+    ShardedEpochSampler,
+    per_rank_batch,
+    rank_seed,
+    shard_indices,
+)
 from .loss import iou_per_sample, weighted_cross_entropy
 from .outputs import TrainOutputs
 
@@ -135,17 +142,19 @@ class Trainer:
     init_from: LoadedModel | None
     callbacks: TrainCallbacks
     checkpoint_interval_s: float
+    dist: DistContext | None = None  # under torchrun: this rank's place (distributed.py)
 
     # Set by setup():
     eff: TrainConfig = field(init=False)  # config with the computed max normalisation filled in
     device: torch.device = field(init=False)
     amp: torch.dtype | None = field(init=False)  # autocast dtype, None: full precision
     data: TrainData = field(init=False)
-    network: torch.nn.Module = field(init=False)
+    network: torch.nn.Module = field(init=False)  # the bare network (never DDP-wrapped)
+    ddp: torch.nn.Module | None = field(init=False, default=None)  # its DDP wrapper (torchrun)
     optimizer: torch.optim.Optimizer = field(init=False)
     scheduler: Any = field(init=False)  # ReduceLROnPlateau on the monitored loss
     scaler: torch.amp.GradScaler | None = field(init=False)  # only for float16 autocast
-    batch_size: int = field(init=False)  # halved after out-of-memory errors
+    batch_size: int = field(init=False)  # per rank; halved after out-of-memory errors
     train_loader: DataLoader = field(init=False)
     val_loader: DataLoader | None = field(init=False)
 
@@ -164,7 +173,7 @@ class Trainer:
         """Seed, pick the device, split the samples, build the network and the optimiser."""
         config = self.config
         _seed_everything(config.seed)
-        self.device = resolve_device(config.device)
+        self.device = self.dist.device if self.dist else resolve_device(config.device)
         self.amp = autocast_dtype(self.device, config.mixed_precision)
         norm = _max_normalization(config.normalization, self.samples)
         self.eff = config.model_copy(update={"normalization": norm})
@@ -173,6 +182,10 @@ class Trainer:
         if self.init_from is not None:
             self.network.load_state_dict(self.init_from.network.state_dict())
         self.network.to(self.device)
+        if config.channels_last:
+            self.network.to(memory_format=torch.channels_last)
+        if self.dist is not None:
+            self._wrap_ddp()
         self.optimizer = _adam(self.network, config.learning_rate, self.device)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer,
@@ -184,6 +197,31 @@ class Trainer:
         self.batch_size = self._initial_batch_size()
         self._make_loaders()
         self.next_checkpoint = time.monotonic() + self.checkpoint_interval_s
+
+    def _wrap_ddp(self) -> None:
+        """Wrap the network in DistributedDataParallel; reseed dropout per rank.
+
+        Every rank built the same weights from the same seed (DDP broadcasts rank 0's anyway).
+        ``self.network`` stays the bare network, so validation, the best weights and the saved
+        model never see DDP's ``module.`` prefix.
+        """
+        from torch.nn.parallel import DistributedDataParallel
+
+        dist = self.dist
+        assert dist is not None
+        ids = [dist.device.index] if dist.device.type == "cuda" else None
+        self.ddp = DistributedDataParallel(self.network, device_ids=ids)
+        torch.manual_seed(rank_seed(self.config.seed, dist.rank))
+
+    @property
+    def world_size(self) -> int:
+        """The number of processes training together (1 without torchrun)."""
+        return self.dist.world_size if self.dist is not None else 1
+
+    @property
+    def global_batch_size(self) -> int:
+        """The effective batch of one step: the per-rank batch times the world size."""
+        return self.batch_size * self.world_size
 
     def _setup_data(self) -> TrainData:
         config, samples = self.config, self.samples
@@ -225,7 +263,12 @@ class Trainer:
                 fg_fraction=train.fg_fraction,
                 **common,
             )
-        sampler = EpochSampler(len(train), shuffle=True, seed=config.seed)
+        if self.dist is None:
+            sampler = EpochSampler(len(train), shuffle=True, seed=config.seed)
+        else:
+            sampler = ShardedEpochSampler(
+                len(train), rank=self.dist.rank, world_size=self.dist.world_size, seed=config.seed
+            )
         return TrainData(train_idx, val_idx, train, val, sampler)
 
     def _prompt_augment(self, train_samples: Sequence[TrainingSample]) -> PromptAugment | None:
@@ -246,10 +289,17 @@ class Trainer:
         The requested size, but never more than the training samples nor than the device's
         memory holds (:func:`rescunet_ij.model.memory.fit_batch_size`: a network that cannot
         train even one sample fails here, at once, with what to lower); out-of-memory errors
-        still halve it later.
+        still halve it later. Under torchrun ``batch_size`` is the global batch: each rank takes
+        its share (rounded up), and all ranks agree on the smallest that fits.
         """
         wanted = min(self.config.batch_size, len(self.data.train))
+        if self.dist is not None:
+            wanted = min(
+                per_rank_batch(self.config.batch_size, self.world_size), len(self.data.sampler)
+            )
         fitted = fit_batch_size(self.config.model, self.device, wanted, training=True)
+        if self.dist is not None:
+            fitted = self.dist.min(fitted)
         if fitted < wanted:
             warnings.warn(
                 f"a training batch of {wanted} would not fit the {self.device.type}'s free "
@@ -267,13 +317,19 @@ class Trainer:
             "pin_memory": self.device.type == "cuda",
             "persistent_workers": workers > 0,
         }
+        if workers > 0:
+            kw["prefetch_factor"] = self.config.prefetch_factor
         bs = self.batch_size
         self.train_loader = DataLoader(
             self.data.train, batch_size=bs, sampler=self.data.sampler, **kw
         )
         self.val_loader = None
         if self.data.val is not None:
-            self.val_loader = DataLoader(self.data.val, batch_size=bs, shuffle=False, **kw)
+            if self.dist is None:
+                self.val_loader = DataLoader(self.data.val, batch_size=bs, shuffle=False, **kw)
+            else:  # this rank's share of the validation windows, each window on one rank
+                mine = shard_indices(len(self.data.val), self.dist.rank, self.world_size)
+                self.val_loader = DataLoader(self.data.val, batch_size=bs, sampler=mine, **kw)
 
     # ------------------------------------------------------------------ one epoch
 
@@ -284,15 +340,33 @@ class Trainer:
 
     def _to_device(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         keys = ("image", "prev_mask", "target", "weight")
-        return tuple(batch[k].to(self.device, non_blocking=True) for k in keys)
+        out = tuple(batch[k].to(self.device, non_blocking=True) for k in keys)
+        if self.config.channels_last:  # the network's inputs in the network's layout
+            cl = torch.channels_last
+            out = (
+                out[0].contiguous(memory_format=cl),
+                out[1].contiguous(memory_format=cl),
+                *out[2:],
+            )
+        return out
 
     def _stop_requested(self) -> bool:
-        return self.callbacks.should_stop is not None and bool(self.callbacks.should_stop())
+        if self.callbacks.should_stop is None:
+            return False
+        stop = bool(self.callbacks.should_stop())
+        # Under torchrun all ranks stop together (pass the same callbacks on every rank).
+        return self.dist.any(stop) if self.dist is not None else stop
+
+    def _totals(self, *sums: torch.Tensor | float) -> list[float]:
+        """The sums of this rank, added up over all ranks under torchrun."""
+        values = [_float(v) for v in sums]
+        return self.dist.sum(values) if self.dist is not None else values
 
     def _train_epoch(self) -> tuple[float, float]:
         """One pass over the training windows; returns the mean loss and IoU."""
-        network, optimizer, scaler = self.network, self.optimizer, self.scaler
+        network, optimizer, scaler = self.ddp or self.network, self.optimizer, self.scaler
         network.train()  # dropout on
+        main = self.dist is None or self.dist.is_main
         n_batches = len(self.train_loader)
         loss_sum = torch.zeros((), device=self.device)
         iou_sum = torch.zeros((), device=self.device)
@@ -314,11 +388,12 @@ class Trainer:
             loss_sum += loss.detach() * b
             iou_sum += iou_per_sample(logits.detach(), target).sum()
             count += b
-            if self.callbacks.on_batch_end is not None:
+            if main and self.callbacks.on_batch_end is not None:
                 self.callbacks.on_batch_end(i, n_batches)
             if self._stop_requested():
                 raise _Stop
-        return _float(loss_sum) / max(count, 1), _float(iou_sum) / max(count, 1)
+        loss_total, iou_total, n = self._totals(loss_sum, iou_sum, count)
+        return loss_total / max(n, 1), iou_total / max(n, 1)
 
     @torch.inference_mode()
     def _validate(self) -> tuple[float | None, float | None]:
@@ -337,7 +412,8 @@ class Trainer:
             loss_sum += weighted_cross_entropy(logits, target, weight) * b
             iou_sum += iou_per_sample(logits, target).sum()
             count += b
-        return _float(loss_sum) / max(count, 1), _float(iou_sum) / max(count, 1)
+        loss_total, iou_total, n = self._totals(loss_sum, iou_sum, count)
+        return loss_total / max(n, 1), iou_total / max(n, 1)
 
     def _run_epoch(self, epoch: int) -> dict[str, Any] | None:
         """Train and validate once; the history record, or ``None`` after out-of-memory."""
@@ -351,6 +427,14 @@ class Trainer:
         except RuntimeError as exc:  # torch.OutOfMemoryError is one too
             if not is_out_of_memory(exc):
                 raise
+            if self.dist is not None:
+                # The other ranks wait in DDP's gradient exchange: no retry can agree with them.
+                raise ConfigError(
+                    f"rank {self.dist.rank} ran out of memory on {self.device} in epoch {epoch} "
+                    f"with {self.batch_size} windows per rank (global batch "
+                    f"{self.global_batch_size}); lower --batch-size, the input size or the base "
+                    "filters"
+                ) from None
             gpu_error = isinstance(exc, torch.OutOfMemoryError)
         if gpu_error is not None:
             # Outside the except block, so the failed batch's tensors can be freed.
@@ -425,7 +509,10 @@ class Trainer:
                 continue
             self._end_epoch(record)
             patience = self.config.early_stopping_patience
-            if patience is not None and self.bad_epochs >= patience and epoch < self.config.epochs:
+            stop = patience is not None and self.bad_epochs >= patience
+            if self.dist is not None:  # identical losses give identical decisions; rank 0 rules
+                stop = self.dist.from_main(stop)
+            if stop and epoch < self.config.epochs:
                 self.stopped_early = True
                 return
             if self._stop_requested():
@@ -445,7 +532,8 @@ class Trainer:
             self.bad_epochs += 1
         self._checkpoint(record["epoch"])
         self.scheduler.step(value)
-        if self.callbacks.on_epoch_end is not None:
+        main = self.dist is None or self.dist.is_main
+        if main and self.callbacks.on_epoch_end is not None:
             self.callbacks.on_epoch_end(
                 dict(
                     record,
@@ -453,7 +541,7 @@ class Trainer:
                     improved=improved,
                     epochs=self.config.epochs,
                     monitor=self.data.monitor,
-                    batch_size=self.batch_size,
+                    batch_size=self.global_batch_size,
                 )
             )
 
@@ -500,6 +588,8 @@ class Trainer:
         """The trained network with the best weights loaded (training is over), in eval mode."""
         if self.best.state is not None:
             self.network.load_state_dict(self.best.state)
+        if self.config.channels_last:  # hand back the ordinary layout, as a loaded model has
+            self.network.to(memory_format=torch.contiguous_format)
         self.network.eval()
         return self.network
 
@@ -513,7 +603,8 @@ class Trainer:
             "n_train": len(self.data.train_idx),
             "n_val": len(self.data.val_idx),
             "fg_fraction": self.data.train.fg_fraction,
-            "batch_size_used": self.batch_size,
+            "batch_size_used": self.global_batch_size,
+            "world_size": self.world_size,
             "init_from": str(init.path) if init is not None and init.path else None,
             **updates,
         }
