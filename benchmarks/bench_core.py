@@ -19,14 +19,27 @@ of ``torch.cuda.max_memory_allocated`` is reported too.
   are not lost and the per-object work (window planning, merging, hole filling, outlines) is
   timed as in real use.
 
-The PyJAMAS reference figures (2 CPU cores) are those quoted in the issue; they were not measured
-by this script.
+Without ``--pyjamas`` the PyJAMAS reference figures are those quoted in the issue (2 CPU cores).
+With ``--pyjamas`` PyJAMAS itself (``pyjamas-rfglab`` 2026.9.0 with ``torch==2.13.0`` CPU, in its
+own venv, built by ``../shared/tools/pyjamas_venv.sh`` if missing; see ``_pyjamas.py``) is
+measured on the same machine, its runs between ours (training right after our training, prediction
+right after our propagation, CPU only):
+
+* **PyJAMAS training**: ``ReSCUNet.fit`` on the *same* training samples (written in the PyJAMAS
+  layout; PyJAMAS resizes each sample image to the network input), same input size, level and
+  batch size, base filters 64 (PyJAMAS's only width), no validation or callbacks; samples/s of
+  its last epoch (steady state), plus the whole ``fit()`` and whole-command rates;
+* **PyJAMAS prediction**: ``ReSCUNet.predict`` on each object of frame 1 of the same movie, from
+  its true mask in frame 0, with the trained ``.cfr``, tile step ``pyjamas_step`` (first call
+  excluded): s per object-frame;
+* peak RSS of each PyJAMAS process.
 
 Usage::
 
     python benchmarks/bench_core.py                      # CPU (+ CUDA when present), full settings
     python benchmarks/bench_core.py --device cpu --markdown benchmarks/results/core_cpu.md
     python benchmarks/bench_core.py --quick --json out.json   # seconds; used by the smoke test
+    python benchmarks/bench_core.py --device cpu --pyjamas    # + PyJAMAS measured here (~10 min)
 """
 
 from __future__ import annotations
@@ -37,6 +50,7 @@ import os
 import platform
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -45,6 +59,7 @@ from rescunet_ij.io.atomic import atomic_write_text
 
 REPO = Path(__file__).resolve().parents[1]
 RESULT_TAG = "BENCH_CORE_RESULT "
+PYJAMAS_VERSION = "2026.9.0"
 
 # PyJAMAS on 2 CPU cores, as quoted in the issue (not re-measured here).
 PYJAMAS = {
@@ -70,6 +85,11 @@ FULL: dict[str, Any] = {
     "prop_frames": 10,
     "prop_warmup_frames": 1,
     "prop_batch_size": 64,
+    # --pyjamas: PyJAMAS trains on the same samples for this many epochs (the last one is timed)
+    # and predicts each object of frame 1 of the propagation movie (tile step below; the first
+    # call is a warm-up, excluded).
+    "pyjamas_epochs": 2,
+    "pyjamas_step": 16,
 }
 QUICK: dict[str, Any] = {
     "input_size": 32,
@@ -85,6 +105,8 @@ QUICK: dict[str, Any] = {
     "prop_frames": 3,
     "prop_warmup_frames": 1,
     "prop_batch_size": 64,
+    "pyjamas_epochs": 1,
+    "pyjamas_step": 16,
 }
 
 
@@ -429,6 +451,133 @@ def measure(task: str, settings: dict[str, Any], device: str, timeout: float) ->
     return {"error": f"exit code {proc.returncode}: " + " | ".join(tail)}
 
 
+# ============================================================================ PyJAMAS (--pyjamas)
+def pyjamas_train(s: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Train PyJAMAS's ReSCU-Net (``ReSCUNet.fit`` in its venv) on the same training samples.
+
+    The samples of :func:`_synthetic_samples` are written in the PyJAMAS layout; PyJAMAS resizes
+    each sample image to the network input (``input_size``), trains ``pyjamas_epochs`` epochs at
+    the same batch size, without validation, early stopping, LR scheduler or checkpoints (the
+    final model is still pickled once, as PyJAMAS always does). ``samples_per_s`` is the last
+    epoch's (steady state, as ours excludes warm-up batches); the whole-``fit()`` and
+    whole-command rates are reported too.
+    """
+    import _pyjamas  # beside this script
+
+    from rescunet_ij.io.training_set import write_training_set
+
+    samples = _synthetic_samples(s)
+    folder = work / "training_set"
+    if not folder.exists():
+        write_training_set(samples, folder)
+    tr = _pyjamas.train_pyjamas(
+        folder,
+        work / "pyjamas_model",
+        train_image_size=s["input_size"],
+        step_sz=s["pyjamas_step"],
+        mini_batch_size=s["batch_size"],
+        epochs=s["pyjamas_epochs"],
+        validation_split=0.0,
+        concatenation_level=s["concatenation_level"],
+        early_stopping=False,
+        lr_scheduler=False,
+        checkpoints=False,
+    )
+    ends = tr.epoch_end_s
+    last = ends[-1] - ends[-2] if len(ends) >= 2 else ends[-1]
+    return {
+        "samples": tr.n_samples,
+        "epochs": tr.epochs_run,
+        "last_epoch_s": last,
+        "samples_per_s": tr.n_train / last,
+        "samples_per_s_fit": tr.samples_per_s,
+        "samples_per_s_command": tr.n_train * tr.epochs_run / tr.wall_s,
+        "fit_s": tr.fit_s,
+        "wall_s": tr.wall_s,
+        "import_s": tr.import_s,
+        "peak_rss_mb": tr.peak_rss_mb,
+        "cfr": str(tr.cfr),
+    }
+
+
+def pyjamas_predict(s: dict[str, Any], cfr: str) -> dict[str, Any]:
+    """PyJAMAS's ``ReSCUNet.predict`` on the objects of frame 1 of the propagation movie.
+
+    The same synthetic movie as :func:`child_propagate` (seed 2); each call segments one object
+    in one frame from its true mask in the frame before, tiling the whole frame with the model's
+    window at ``pyjamas_step`` and skipping tiles whose prompt is empty (PyJAMAS's rule). The
+    first call is a warm-up and is excluded.
+    """
+    import _pyjamas  # beside this script
+    import numpy as np
+
+    from rescunet_ij.sample_data import synthetic_movie
+
+    n = s["frame_size"]
+    frames = s["prop_frames"] + s["prop_warmup_frames"]
+    sim = synthetic_movie(frames + 1, (n, n), n_objects=s["prop_objects"], seed=2)
+    ids = [int(o) for o in np.unique(sim.labels[0]) if o]
+    ids = [ids[0], *ids]  # the first object twice: its first call is the warm-up
+    images = np.stack([sim.images[1] for _ in ids])
+    prev = np.stack([sim.labels[0] == o for o in ids])
+    pr = _pyjamas.predict_pyjamas(cfr, images, prev, step_sz=s["pyjamas_step"])
+    timed = pr.seconds[1:]
+    win, step = s["input_size"], s["pyjamas_step"]
+    return {
+        "object_frames": len(timed),
+        "s_per_object_frame": sum(timed) / len(timed),
+        "object_frames_per_s": len(timed) / sum(timed),
+        "warmup_s": pr.seconds[0],
+        "tiles_per_object_frame": float(np.mean([_pyjamas_tiles(p, win, step) for p in prev[1:]])),
+        "found": int(pr.masks[1:].any(axis=(1, 2)).sum()),
+        "load_s": pr.load_s,
+        "import_s": pr.import_s,
+        "wall_s": pr.wall_s,
+        "peak_rss_mb": pr.peak_rss_mb,
+    }
+
+
+def _pyjamas_tiles(prev: Any, win: int, step: int) -> int:
+    """Tiles PyJAMAS's ``predict`` runs for one prompt (those whose prompt part is not empty)."""
+    h, w = prev.shape
+    return sum(
+        bool(prev[r : r + win, c : c + win].any())
+        for r in range(0, h - win + 1, step)
+        for c in range(0, w - win + 1, step)
+    )
+
+
+def _pyjamas_lines(device: str, res: dict[str, dict[str, Any]], s: dict[str, Any]) -> list[str]:
+    """What PyJAMAS did in this run, in words (none without ``--pyjamas``)."""
+    tr, pr = res.get("pyjamas_train"), res.get("pyjamas_predict")
+    if not tr and not pr:
+        return []
+    out = ["", f"PyJAMAS {PYJAMAS_VERSION} measured here ({device}, its own venv):"]
+    for name, r in (("training", tr), ("prediction", pr)):
+        if r and "error" in r:
+            out.append(f"* {name}: error: {r['error']}")
+    if tr and "error" not in tr:
+        out.append(
+            f"* training: {tr['samples']} samples (the same as ours, resized by PyJAMAS to "
+            f"{s['input_size']}x{s['input_size']}), batch {s['batch_size']}, {tr['epochs']} "
+            f"epoch(s): last epoch {tr['samples_per_s']:.2f} samples/s; whole `fit()` "
+            f"{tr['samples_per_s_fit']:.2f} samples/s (data loading, weight maps); whole command "
+            f"{tr['samples_per_s_command']:.2f} samples/s ({tr['wall_s']:.0f} s: imports "
+            f"{tr['import_s']:.0f} s, pickling the final .cfr); peak RSS "
+            f"{tr['peak_rss_mb'] / 1024:.2f} GiB"
+        )
+    if pr and "error" not in pr:
+        out.append(
+            f"* prediction: {pr['object_frames']} `ReSCUNet.predict` calls (one object in one "
+            f"{s['frame_size']}x{s['frame_size']} frame each, tile step {s['pyjamas_step']}, "
+            f"{pr['tiles_per_object_frame']:.1f} tiles per call on average, one at a time) after "
+            f"one warm-up call ({pr['warmup_s']:.1f} s): {pr['s_per_object_frame']:.2f} s per "
+            f"object-frame; opening the .cfr {pr['load_s']:.1f} s; peak RSS "
+            f"{pr['peak_rss_mb'] / 1024:.2f} GiB"
+        )
+    return out
+
+
 # =============================================================================== report
 def _fmt(v: float | None, nd: int = 2) -> str:
     return "n/a" if v is None else f"{v:.{nd}f}"
@@ -438,19 +587,26 @@ def _ok(flag: bool | None) -> str:
     return "n/a" if flag is None else ("yes" if flag else "**no**")
 
 
-def _training_row(device: str, r: dict[str, Any], label: str, error_label: str) -> list[list[str]]:
+def _training_row(
+    device: str,
+    r: dict[str, Any],
+    label: str,
+    error_label: str,
+    ref: dict[str, float] | None = None,
+) -> list[list[str]]:
     """The samples/s row of one training measurement (none if it did not run)."""
+    ref = ref or PYJAMAS
     if not r:
         return []
     if "error" in r:
         return [[device, error_label, f"error: {r['error']}", "", "", "", ""]]
-    sp = r["samples_per_s"] / PYJAMAS["train_samples_per_s"]
+    sp = r["samples_per_s"] / ref["train_samples_per_s"]
     return [
         [
             device,
             label,
             _fmt(r["samples_per_s"]),
-            str(PYJAMAS["train_samples_per_s"]),
+            _ref(ref["train_samples_per_s"]),
             f"{sp:.2f}x",
             ">= 1.5x",
             _ok(sp >= TARGETS["train_speedup"]),
@@ -458,19 +614,22 @@ def _training_row(device: str, r: dict[str, Any], label: str, error_label: str) 
     ]
 
 
-def _propagation_rows(device: str, pr: dict[str, Any]) -> list[list[str]]:
+def _propagation_rows(
+    device: str, pr: dict[str, Any], ref: dict[str, float] | None = None
+) -> list[list[str]]:
     """The speed rows of the propagation measurement (none if it did not run)."""
+    ref = ref or PYJAMAS
     if not pr:
         return []
     if "error" in pr:
         return [[device, "propagation", f"error: {pr['error']}", "", "", "", ""]]
-    sp = PYJAMAS["predict_s_per_object_frame"] / pr["s_per_object_frame"]
+    sp = ref["predict_s_per_object_frame"] / pr["s_per_object_frame"]
     return [
         [
             device,
             "propagation s per object-frame",
             f"{pr['s_per_object_frame']:.4f}",
-            str(PYJAMAS["predict_s_per_object_frame"]),
+            _ref(ref["predict_s_per_object_frame"]),
             f"{sp:.1f}x faster",
             ">= 20x",
             _ok(sp >= TARGETS["predict_speedup"]),
@@ -479,7 +638,7 @@ def _propagation_rows(device: str, pr: dict[str, Any]) -> list[list[str]]:
             device,
             "propagation object-frames/s",
             _fmt(pr["object_frames_per_s"]),
-            _fmt(1 / PYJAMAS["predict_s_per_object_frame"], 3),
+            _fmt(1 / ref["predict_s_per_object_frame"], 3),
             "",
             "",
             "",
@@ -487,8 +646,11 @@ def _propagation_rows(device: str, pr: dict[str, Any]) -> list[list[str]]:
     ]
 
 
-def _memory_rows(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
+def _memory_rows(
+    device: str, res: dict[str, dict[str, Any]], pj: dict[str, float] | None = None
+) -> list[list[str]]:
     """Peak memory rows: RSS on the CPU, ``max_memory_allocated`` on CUDA."""
+    pj = pj or PYJAMAS
     on_gpu = device.startswith("cuda")
     what = "peak GPU memory (max_memory_allocated)" if on_gpu else "peak RSS (whole process)"
     rows = []
@@ -502,13 +664,13 @@ def _memory_rows(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]
         if m is None:
             continue
         gb = m / 1024
-        frac = gb / PYJAMAS[ref]
+        frac = gb / pj[ref]
         rows.append(
             [
                 device,
                 f"{label} {what}, GiB",
                 f"{gb:.2f}",
-                str(PYJAMAS[ref]),
+                _ref(pj[ref]),
                 f"{frac:.2f}x",
                 "<= 0.5x",
                 _ok(frac <= TARGETS["memory_fraction"]),
@@ -517,23 +679,50 @@ def _memory_rows(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]
     return rows
 
 
-def rows_for(device: str, res: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """Table rows for one device's results."""
+def _ref(v: float) -> str:
+    """A PyJAMAS figure: quoted ones as given, measured ones rounded."""
+    return str(v) if v in PYJAMAS.values() else f"{v:.3g}"
+
+
+def measured_pyjamas(res: dict[str, dict[str, Any]]) -> dict[str, float] | None:
+    """PyJAMAS's figures measured in this run (``--pyjamas``), in :data:`PYJAMAS`'s keys.
+
+    Training: the samples/s of PyJAMAS's last timed epoch inside ``fit()`` (steady state, like
+    ours after its warm-up batches); prediction: the mean s per ``ReSCUNet.predict`` call after
+    the first. ``None`` unless both PyJAMAS measurements ran.
+    """
+    tr, pr = res.get("pyjamas_train", {}), res.get("pyjamas_predict", {})
+    if not tr or not pr or "error" in tr or "error" in pr:
+        return None
+    return {
+        "train_samples_per_s": tr["samples_per_s"],
+        "predict_s_per_object_frame": pr["s_per_object_frame"],
+        "train_peak_gb": tr["peak_rss_mb"] / 1024,
+        "predict_peak_gb": pr["peak_rss_mb"] / 1024,
+    }
+
+
+def rows_for(
+    device: str, res: dict[str, dict[str, Any]], ref: dict[str, float] | None = None
+) -> list[list[str]]:
+    """Table rows for one device's results, against ``ref`` (default: the quoted PyJAMAS)."""
     return (
         _training_row(
             device,
             res.get("train_loop", {}),
             "training samples/s (train_model, with data loading)",
             "training, train_model",
+            ref,
         )
         + _training_row(
             device,
             res.get("train_step", {}),
             "training samples/s (network step only)",
             "training, network step",
+            ref,
         )
-        + _propagation_rows(device, res.get("propagate", {}))
-        + _memory_rows(device, res)
+        + _propagation_rows(device, res.get("propagate", {}), ref)
+        + _memory_rows(device, res, ref)
     )
 
 
@@ -565,12 +754,22 @@ def markdown(report: dict[str, Any]) -> str:
             f"warm-up frame), all objects batched, random weights."
         ),
         "",
-        "| device | measurement | rescunet-ij | PyJAMAS (2 CPU cores) | ratio | target | met |",
+    ]
+    measured = {dev: measured_pyjamas(res) for dev, res in report["results"].items()}
+    pj_head = (
+        "PyJAMAS (measured here, same run)"
+        if any(measured.values())
+        else "PyJAMAS (2 CPU cores, quoted)"
+    )
+    lines += [
+        f"| device | measurement | rescunet-ij | {pj_head} | ratio | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
     for dev, res in report["results"].items():
-        for row in rows_for(dev, res):
+        for row in rows_for(dev, res, measured[dev]):
             lines.append("| " + " | ".join(row) + " |")
+    for dev, res in report["results"].items():
+        lines += _pyjamas_lines(dev, res, s)
     lines += ["", "Details:"]
     for dev, res in report["results"].items():
         for task, r in res.items():
@@ -578,13 +777,21 @@ def markdown(report: dict[str, Any]) -> str:
                 continue
             keep = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
             lines.append(f"* {dev} {task}: `{json.dumps(keep)}`")
+    if any(measured.values()):
+        pj_note = (
+            "Notes: PyJAMAS was measured in this run on the same machine (`--pyjamas`; its "
+            "measurements ran between ours; details above). "
+        )
+    else:
+        pj_note = (
+            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; prediction tiles "
+            "the whole 256x256 frame, ~25 tiles one at a time); they were not re-measured on "
+            "this machine (`--pyjamas` measures them). "
+        )
     lines += [
         "",
         (
-            "Notes: PyJAMAS figures are those quoted in the issue (2 CPU cores; "
-            "prediction tiles the whole "
-            "256x256 frame, ~25 tiles one at a time); they were not re-measured on this machine. "
-            "Propagation uses random weights (speed does not depend on them); "
+            pj_note + "Propagation uses random weights (speed does not depend on them); "
             "the network's output is replaced "
             "by its prompt after the full forward pass so that objects are not lost "
             "and their clean-up and "
@@ -596,6 +803,42 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _task_order(ours: list[str], with_pyjamas: bool) -> list[str]:
+    """Our measurements, with PyJAMAS's between them: each PyJAMAS run follows ours of its kind."""
+    if not with_pyjamas:
+        return ours
+    order = []
+    for task in ours:
+        order.append(task)
+        if task == "train_loop":
+            order.append("pyjamas_train")
+        if task == "propagate":
+            order.append("pyjamas_predict")
+    for task in ("pyjamas_train", "pyjamas_predict"):  # --only without ours of that kind
+        if task not in order:
+            order.insert(0 if task == "pyjamas_train" else len(order), task)
+    return order
+
+
+def _measure_pyjamas(
+    task: str, settings: dict[str, Any], work: Path, done: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """One PyJAMAS measurement (``pyjamas_train`` / ``pyjamas_predict``), errors as a result."""
+    import _pyjamas  # beside this script
+
+    try:
+        if _pyjamas.pyjamas_python(build=True) is None:
+            return {"error": "PyJAMAS's venv could not be built (../shared/tools/pyjamas_venv.sh)"}
+        if task == "pyjamas_train":
+            return pyjamas_train(settings, work)
+        cfr = done.get("pyjamas_train", {}).get("cfr")
+        if not cfr:
+            return {"error": "no PyJAMAS model to predict with (its training failed)"}
+        return pyjamas_predict(settings, cfr)
+    except Exception as exc:  # noqa: BLE001 - a failed PyJAMAS run must not lose our figures
+        return {"error": f"{type(exc).__name__}: {str(exc)[-1500:]}"}
 
 
 def devices_for(choice: str) -> list[str]:
@@ -636,6 +879,12 @@ def main(argv: list[str] | None = None) -> int:
         help="run only this measurement (repeatable)",
     )
     p.add_argument("--timeout", type=float, default=900, help="seconds per measurement subprocess")
+    p.add_argument(
+        "--pyjamas",
+        action="store_true",
+        help="also measure PyJAMAS 2026.9.0 (its own venv, built if missing) on the same "
+        "training samples and movie, its measurements interleaved with ours (CPU only)",
+    )
     p.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     p.add_argument("--settings", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -656,15 +905,21 @@ def main(argv: list[str] | None = None) -> int:
     }
     report["load_before"] = _loadavg()
     failed = False
-    for dev in devices_for(args.device):
-        report["results"][dev] = {}
-        for task in args.only or list(CHILDREN):
-            print(f"[{dev}] {task} ...", file=sys.stderr, flush=True)
-            r = measure(task, settings, dev, args.timeout)
-            if "error" in r:
-                failed = True
-                print(f"[{dev}] {task} FAILED: {r['error']}", file=sys.stderr)
-            report["results"][dev][task] = r
+    with tempfile.TemporaryDirectory(prefix="bench_core_") as tmp:
+        for dev in devices_for(args.device):
+            report["results"][dev] = {}
+            for task in _task_order(args.only or list(CHILDREN), args.pyjamas and dev == "cpu"):
+                print(f"[{dev}] {task} ...", file=sys.stderr, flush=True)
+                load = _loadavg()
+                if task.startswith("pyjamas_"):
+                    r = _measure_pyjamas(task, settings, Path(tmp), report["results"][dev])
+                else:
+                    r = measure(task, settings, dev, args.timeout)
+                r["load_before"] = load
+                if "error" in r:
+                    failed = True
+                    print(f"[{dev}] {task} FAILED: {r['error']}", file=sys.stderr)
+                report["results"][dev][task] = r
     report["load_after"] = _loadavg()
     md = markdown(report)
     print(md)
