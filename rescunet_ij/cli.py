@@ -5,6 +5,8 @@ Frames, planes and channels are numbered from 1 here, as in ImageJ.
 
 from __future__ import annotations
 
+import atexit
+import gc
 import sys
 import warnings
 from pathlib import Path
@@ -139,7 +141,9 @@ def _check_axis(axis: str) -> str:
 
 @app.command("make-training-set")
 def make_training_set(
-    movie: Annotated[Path, typer.Argument(help="TIFF movie (ImageJ hyperstack or stack)")],
+    movie: Annotated[
+        Path, typer.Argument(help="movie: TIFF (hyperstack, stack, OME-TIFF) or OME-Zarr")
+    ],
     rois: Annotated[Path, typer.Argument(help="ImageJ RoiSet.zip with the outlined objects")],
     out_dir: Annotated[Path, typer.Argument(help="folder to create (one subfolder per sample)")],
     subimage_size: Annotated[
@@ -248,9 +252,27 @@ def train(
     device: DeviceOpt = "auto",
     init_from: Annotated[Optional[Path], typer.Option(help="fine-tune this model")] = None,
     overwrite: Overwrite = False,
+    nproc_per_node: Annotated[
+        Optional[int],
+        typer.Option(
+            help="train with N processes of this machine (one per GPU; DistributedDataParallel "
+            "via torchrun); --batch-size stays the global batch"
+        ),
+    ] = None,
 ) -> None:
     """Train a ReSCU-Net and save it as one safe model file (plus a CSV and PNG of the curves)."""
     params = _training_params(locals())
+    if nproc_per_node is not None and nproc_per_node != 1:
+        # This same command in N processes under torchrun: every option given, but this one.
+        given = {k: v for k, v in locals().items() if v is not None and v is not False}
+        worker = ["train", str(given.pop("training_dir"))]
+        for name, value in given.items():
+            if name not in ("nproc_per_node", "params"):
+                flag = "--" + name.replace("_", "-")
+                worker += [flag] if value is True else [flag, str(value)]
+        from . import api
+
+        raise typer.Exit(api.launch_training(worker, nproc_per_node))
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from . import api
@@ -295,6 +317,8 @@ def train(
         )
     finally:
         progress.stop()
+    if result.rank != 0:  # under torchrun: rank 0 reports for all
+        return
     console.print(
         f"[green]model saved to {result.model_path}[/green] (best epoch {result.best_epoch})"
     )
@@ -305,7 +329,7 @@ def train(
 
 @app.command()
 def propagate(
-    movie: Annotated[Path, typer.Argument(help="TIFF movie")],
+    movie: Annotated[Path, typer.Argument(help="movie: TIFF, OME-TIFF or OME-Zarr folder")],
     rois: Annotated[
         Path, typer.Argument(help="RoiSet.zip with the seed outlines (and any earlier results)")
     ],
@@ -319,6 +343,22 @@ def propagate(
     report: Annotated[
         Optional[Path],
         typer.Option(help="CSV per object and frame: confidence, IoU, motion, why lost"),
+    ] = None,
+    ctc: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--ctc",
+            help="also write the tracks as a Cell Tracking Challenge result folder "
+            "(mask###.tif + res_track.txt, e.g. 01_RES) to score with the CTC metrics",
+        ),
+    ] = None,
+    trackmate: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--trackmate",
+            help="also write the tracks as a TrackMate XML file (Fiji: Plugins > Tracking > "
+            "Load a TrackMate file)",
+        ),
     ] = None,
     channel: Channel = None,
     z: ZPlane = None,
@@ -379,6 +419,8 @@ def _propagate(
     reverse,
     labels,
     report,
+    ctc,
+    trackmate,
     channel,
     z,
     axis,
@@ -396,7 +438,10 @@ def _propagate(
 
     # Every output is checked before the work (exists? writable? named twice?) and all of them
     # are written together at the end, so a failure never leaves half of the results.
-    api.check_outputs([output, labels, report], overwrite=overwrite)
+    _check_track_exports(ctc, trackmate, [output, labels, report, trackmate], axis)
+    api.check_outputs([output, labels, report, trackmate], overwrite=overwrite)
+    if ctc is not None:
+        api.check_ctc_output(ctc, overwrite=overwrite)
     console = _console()
     cfg = api.propagate_config(
         device=device,
@@ -406,6 +451,8 @@ def _propagate(
         keep_going=keep_going,
     )
     mv = api.read_movie(movie)
+    if ctc is not None:  # again, now that the frames are known: TIFFs it would not replace?
+        api.check_ctc_output(ctc, mv, overwrite=overwrite)
     outlines = api.read_outlines(rois, mv, identity=identity)
     progress = Progress(
         TextColumn("propagating"),
@@ -444,16 +491,45 @@ def _propagate(
             api.write_labels(labels, run.outlines, mv, overwrite=overwrite)
         if report is not None:
             api.write_report(report, run, overwrite=overwrite)
+        plane = _one_based(z, "z-plane")
+        if ctc is not None:
+            api.write_ctc(ctc, run.outlines, mv, z=plane, overwrite=overwrite)
+        if trackmate is not None:
+            api.write_trackmate(trackmate, run.outlines, mv, z=plane, overwrite=overwrite)
     first, last = sorted((run.start_frame, run.end_frame))
     console.print(
         f"[green]wrote {len(run.outlines)} ROIs ({len(run.predicted)} predicted from frame "
         f"{run.start_frame + 1}, frames {first + 1}..{last + 1}) to {out}[/green]"
     )
-    for what, path in (("label image", labels), ("report", report)):
+    for what, path in (
+        ("label image", labels),
+        ("report", report),
+        ("Cell Tracking Challenge result", ctc),
+        ("TrackMate file", trackmate),
+    ):
         if path is not None:
             console.print(f"{what}: {path}")
     _print_doubtful(console, run.doubtful())
     return out, run
+
+
+def _check_track_exports(ctc, trackmate, files, axis) -> None:
+    """Refuse track exports that cannot work, before any work."""
+    from .errors import ConfigError
+
+    if (ctc is not None or trackmate is not None) and axis != "t":
+        raise ConfigError(
+            "--ctc and --trackmate export tracks through time; they do not apply to --axis z "
+            "(propagation through the planes of a z-stack)"
+        )
+    if ctc is None:
+        return
+    for f in files:
+        if f is not None and Path(f).resolve().parent == Path(ctc).resolve():
+            raise ConfigError(
+                f"{f} is inside the --ctc folder, where the CTC tools would read it as part of "
+                "the result; write it elsewhere"
+            )
 
 
 def _print_doubtful(console, doubtful: list[tuple[int, int, str]]) -> None:
@@ -567,6 +643,15 @@ def info(model: Annotated[Path, typer.Argument(help="model file")]) -> None:
             key=lambda h: h.get("val_loss") if h.get("val_loss") is not None else h["train_loss"],
         )
         c.print(f"trained {len(m.history)} epochs; best epoch {best.get('epoch')}: {best}")
+    for i, step in enumerate(m.extra.get("lineage") or [], start=1):  # api.finetune's records
+        c.print(
+            f"fine-tuning {i}: from {step.get('parent')} (weights sha256 "
+            f"{step.get('parent_weights_sha256')}) on {step.get('corrections')} correction(s), "
+            f"frame(s) {', '.join(str(f + 1) for f in step.get('frames', []))}; "
+            f"{step.get('replay_samples')} replayed sample(s), {step.get('epochs')} epochs at lr "
+            f"{step.get('learning_rate')}",
+            highlight=False,
+        )
 
 
 @app.command()
@@ -667,6 +752,16 @@ def version() -> None:
     print(__version__)
 
 
+# Commands defined in their own modules register themselves on `app` when imported (here,
+# after `app` and the shared options exist).
+from . import (  # noqa: E402, F401
+    cli_batch,
+    cli_bioimageio,
+    cli_finetune,
+    cli_interop,
+)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None):  # noqa: ARG001
     _console().print(f"[yellow]warning:[/yellow] {message}")
 
@@ -681,6 +776,10 @@ def main(argv: list[str] | None = None) -> int:
     weights so far and says where.
     """
     warnings.showwarning = _show_warning
+    # Exit fast: the last garbage collection at interpreter exit walks every object torch and the
+    # other libraries made (0.3-1 s on 2 cores); the operating system frees the memory anyway.
+    # Only for the command (outputs are closed explicitly before), not for importers of this module.
+    atexit.register(gc.freeze)
     args = list(sys.argv[1:] if argv is None else argv)
     cli_status.WRITTEN.clear()
     try:

@@ -407,6 +407,59 @@ def test_bench_prompt_augment_quick(tmp_path):
     assert "| **last frame** |" in md and "QUICK" in md and md.strip() in proc.stdout
 
 
+# ----------------------------------------------------------------------------- bench_finetune
+def test_bench_finetune_quick(tmp_path):
+    out_json, out_md = tmp_path / "ft.json", tmp_path / "ft.md"
+    proc = _run(
+        [
+            "benchmarks/bench_finetune.py",
+            "--quick",
+            "--json",
+            str(out_json),
+            "--markdown",
+            str(out_md),
+        ]
+    )
+    report = json.loads(out_json.read_text())
+    (movie,) = report["movies"]
+    n_frames = report["settings"]["test_frames"]
+    for key in ("without", "with"):
+        res = movie[key]
+        # Each correction is a distinct frame after the first; the user stops at the threshold
+        # or when every frame has been corrected.
+        assert len(set(res["corrected_frames"])) == res["corrections"] <= n_frames - 1
+        assert all(2 <= f <= n_frames for f in res["corrected_frames"])
+        assert res["final_min_iou"] >= 0.8 or res["corrections"] == n_frames - 1
+    assert report["total"] == {k: movie[k]["corrections"] for k in ("without", "with")}
+    md = out_md.read_text()
+    assert "| **total** |" in md and "QUICK" in md and md.strip() in proc.stdout
+
+
+# ----------------------------------------------------------------------------- bench_batch
+def test_bench_batch_quick(tmp_path):
+    pytest.importorskip("distributed")  # the 'cluster' extra
+    out_json, out_md = tmp_path / "batch.json", tmp_path / "batch.md"
+    proc = _run(
+        ["benchmarks/bench_batch.py", "--quick", "--json", str(out_json), "--markdown", str(out_md)]
+    )
+    report = json.loads(out_json.read_text())
+    res = report["results"]
+    assert list(res) == ["loop", "in_process", "workers_1", "workers_2"]
+    # 2 movies x 2 objects x 2 propagated frames, every object kept (--keep-going)
+    assert report["object_frames"] == 8
+    for mode, r in res.items():
+        assert r["seconds"] > 0 and r["movies_per_s"] > 0 and r["object_frames_per_s"] > 0, mode
+        assert 0 <= r["movies_differing_from_loop"] <= 2, mode
+    # the same threads as the loop's commands: the same ROIs (Dask workers run one thread, so
+    # rounding may differ there)
+    assert res["in_process"]["movies_differing_from_loop"] == 0
+    assert res["workers_1"]["statuses"] == ["ok"] and len(res["workers_2"]["movie_seconds"]) == 2
+    assert len(res["workers_1"]["workers"]) == 1 and len(res["in_process"]["workers"]) == 1
+    md = out_md.read_text()
+    assert "| `propagate-batch --workers 2` (Dask) |" in md and "QUICK" in md
+    assert md.strip() in proc.stdout
+
+
 # ----------------------------------------------------------------------------- bench_memory
 @pytest.mark.skipif(
     sys.platform != "linux" or not Path("/proc/self/clear_refs").exists(),
@@ -531,6 +584,92 @@ def test_bench_fiji_apply_quick(tmp_path):
     assert report["predicted_in_process"] == 4
     assert report["rois_after"] == 8 and report["frames_after"] == [2, 3]
     assert "Fiji command (call -> ROIs in the manager)" in proc.stdout
+
+
+# ----------------------------------------------------------------------------- PyJAMAS
+def test_bench_pyjamas_import_quick(tmp_path):
+    out_json = tmp_path / "pj.json"
+    proc = _run(["benchmarks/bench_pyjamas_import.py", "--quick", "--json", str(out_json)])
+    own = json.loads(out_json.read_text())["results"]["own_layout"]
+    assert own["windows"] > 0 and own["max_abs_diff"] == 0.0
+    assert "our network written in PyJAMAS's layout" in proc.stdout
+
+
+def test_bench_core_compares_with_pyjamas_measured_in_the_same_run():
+    core = _load("bench_core")
+    res = {
+        "train_loop": {"samples_per_s": 10.0, "peak_rss_mb": 1024},
+        "propagate": {"s_per_object_frame": 0.05, "object_frames_per_s": 20.0, "peak_rss_mb": 600},
+        "pyjamas_train": {"samples_per_s": 5.0, "peak_rss_mb": 2048},
+        "pyjamas_predict": {"s_per_object_frame": 2.5, "peak_rss_mb": 1536},
+    }
+    ref = core.measured_pyjamas(res)
+    rows = {r[1]: r for r in core.rows_for("cpu", res, ref)}
+    train = rows["training samples/s (train_model, with data loading)"]
+    assert train[3] == "5" and train[4] == "2.00x" and train[-1] == "yes"
+    prop = rows["propagation s per object-frame"]
+    assert prop[3] == "2.5" and prop[4] == "50.0x faster" and prop[-1] == "yes"
+    assert rows["training peak RSS (whole process), GiB"][4] == "0.50x"
+    # without both PyJAMAS runs the quoted figures stay the reference
+    assert core.measured_pyjamas({**res, "pyjamas_predict": {"error": "boom"}}) is None
+    assert core._task_order(["train_loop", "train_step", "propagate"], True) == [
+        "train_loop",
+        "pyjamas_train",
+        "train_step",
+        "propagate",
+        "pyjamas_predict",
+    ]
+
+
+def test_bench_large_movie_quick(tmp_path):
+    out = tmp_path / "large.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/bench_large_movie.py", "--quick", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["lazy"]["lazy"] and not result["in_memory"]["lazy"]
+    assert result["lazy"]["object_frames"] == 5 * 4 and result["lazy"]["iou"] > 0.9
+
+
+# ----------------------------------------------------------------------------- bench_cold_start
+def test_bench_cold_start_quick_breaks_the_run_down(tmp_path):
+    out = tmp_path / "cold.json"
+    _run(["benchmarks/bench_cold_start.py", "--quick", "--json", str(out)])
+    report = json.loads(out.read_text())
+    phases = report["phases"]
+    assert set(phases) == {"startup", "imports", "read", "model load", "predict", "write", "other"}
+    assert report["wall_s"]["median"] > 0 and phases["predict"]["s"] > 0
+    # every import the run made is attributed to one phase
+    total = sum(p["imports_s"] for p in phases.values())
+    assert total == pytest.approx(report["imports_total_s"], rel=0.05, abs=0.05)
+
+
+# ------------------------------------------------------------------------- bench_time_to_accuracy
+def test_bench_time_to_accuracy_quick(tmp_path):
+    out = tmp_path / "tta.json"
+    _run(["benchmarks/bench_time_to_accuracy.py", "--quick", "--json", str(out)])
+    report = json.loads(out.read_text())
+    names = [r["name"] for r in report["rows"]]
+    assert names == ["default", "f16 channels_last bf16 worker"]
+    for r in report["rows"]:
+        assert len(r["curve"]) == report["epochs"] == 2
+        assert 0.0 <= r["final_iou"] <= 1.0 and r["total_s"] > 0
+    assert set(report["cpu_flags"]) >= {"avx512_bf16", "amx_bf16"} or not report["cpu_flags"]
+
+
+def test_time_to_accuracy_is_the_first_epoch_at_the_level():
+    tta = _load("bench_time_to_accuracy")
+    curve = [(10.0, 0.2), (20.0, 0.75), (30.0, 0.70), (40.0, 0.8)]
+    r = tta.summarise(curve, 0.8, 0.95)
+    assert r["epoch_reached"] == 4 and r["time_to_target_s"] == 40.0
+    r = tta.summarise(curve, 0.78, 0.95)  # 0.741: epoch 2, even though epoch 3 dips below
+    assert r["epoch_reached"] == 2 and r["time_to_target_s"] == 20.0
+    assert tta.summarise(curve, 0.9, 0.95)["epoch_reached"] is None
 
 
 # ----------------------------------------------------------------------------- every script covered

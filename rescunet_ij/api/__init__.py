@@ -22,6 +22,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..config import format_validation_error, parse_size
+from ._batch import (
+    BatchResult,
+    ManifestRow,
+    MovieResult,
+    local_cluster,
+    propagate_batch,
+    read_manifest,
+)
+from ._bioimageio import check_bioimageio, export_bioimageio
+from ._distributed import launch_training
+from ._finetune import FinetuneResult, find_corrections, finetune, repropagate
 from ._movies import (
     as_movie,
     check_outputs,
@@ -34,12 +45,15 @@ from ._movies import (
     write_bytes,
     write_labels,
     write_movie,
+    write_omezarr,
     write_outlines,
     write_overlay,
     write_text,
 )
 from ._propagation import PropagationRun, frame_range, iter_propagate, propagate, write_report
+from ._pyjamas import import_pyjamas
 from ._system import device_info, model_info
+from ._tracks import check_ctc_output, write_ctc, write_trackmate
 from ._training import (
     export_training_zip,
     load_model,
@@ -56,19 +70,31 @@ if TYPE_CHECKING:
     from ..train.loop import TrainCallbacks, TrainingInterrupted, TrainResult
 
 __all__ = [
+    "BatchResult",
+    "FinetuneResult",
     "LoadedModel",
+    "ManifestRow",
+    "MovieResult",
     "PropagationRun",
     "TrainCallbacks",
     "TrainResult",
     "TrainingInterrupted",
     "as_movie",
+    "check_bioimageio",
+    "check_ctc_output",
     "check_outputs",
     "device_info",
+    "export_bioimageio",
     "export_training_zip",
+    "find_corrections",
+    "finetune",
     "format_validation_error",
     "frame_range",
+    "import_pyjamas",
     "iter_propagate",
+    "launch_training",
     "load_model",
+    "local_cluster",
     "make_training_set",
     "mean_iou",
     "model_info",
@@ -76,21 +102,27 @@ __all__ = [
     "output_group",
     "parse_size",
     "propagate",
+    "propagate_batch",
     "propagate_config",
+    "read_manifest",
     "read_movie",
     "read_outlines",
+    "repropagate",
     "synthetic_movie",
     "train",
     "train_config",
     "training_set_info",
     "training_set_sizes",
     "write_bytes",
+    "write_ctc",
     "write_labels",
     "write_movie",
+    "write_omezarr",
     "write_outlines",
     "write_overlay",
     "write_report",
     "write_text",
+    "write_trackmate",
 ]
 
 # Classes users meet in the API, imported on first use (PEP 562): they pull in torch, and
