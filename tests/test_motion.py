@@ -264,3 +264,25 @@ def test_report_has_shifts_and_reasons(drifted, tiny_model_path, tmp_path):
     assert main(off) == 0
     rows = list(csv.DictReader(open(tmp_path / "r2.csv")))
     assert any(r["status"] == "lost" and r["reason"] for r in rows)
+
+
+def test_match_template_equals_scikit_images():
+    """Our NCC (numpy.fft, no scipy.signal import) gives scikit-image's values, flat parts too."""
+    from skimage.feature import match_template as skimage_match
+
+    from rescunet_ij.data.motion import match_template
+
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        h, w = (int(v) for v in rng.integers(12, 90, 2))
+        th, tw = int(rng.integers(4, h + 1)), int(rng.integers(4, w + 1))
+        image = (rng.normal(size=(h, w)) * rng.uniform(1, 1000)).astype(np.float32)
+        if i % 3 == 0:
+            image[:, : w // 2] = 7.0  # flat windows: both give 0 there
+        y, x = int(rng.integers(0, h - th + 1)), int(rng.integers(0, w - tw + 1))
+        template = image[y : y + th, x : x + tw] + rng.normal(size=(th, tw)).astype(np.float32)
+        ours, theirs = match_template(image, template), skimage_match(image, template)
+        assert ours.shape == theirs.shape
+        np.testing.assert_allclose(ours, theirs, atol=1e-4)
+    with pytest.raises(ValueError, match="fit"):
+        match_template(np.zeros((5, 5)), np.zeros((6, 2)))

@@ -249,6 +249,44 @@ def _template_box(prompt: ObjectMask, shape: tuple[int, int], margin: int | None
     return max(y0 - m, 0), min(y1 + m, H), max(x0 - m, 0), min(x1 + m, W)
 
 
+def match_template(image: np.ndarray, template: np.ndarray) -> np.ndarray:
+    """Normalised cross-correlation of ``template`` at every position where it fits in ``image``.
+
+    The result equals :func:`skimage.feature.match_template` (``pad_input=False``): shape
+    ``image.shape - template.shape + 1``, values in [-1, 1], 0 where the image window is flat.
+    It is written here over :mod:`numpy.fft` because scikit-image's imports ``scipy.signal``
+    (0.6-0.9 s per command on 2 cores), which every ``--next-frame-only`` run of a macro paid once
+    per frame; ``tests/test_motion.py`` checks it against scikit-image's.
+    """
+    img = np.asarray(image, dtype=np.float64)
+    tpl = np.asarray(template, dtype=np.float64)
+    th, tw = tpl.shape
+    oh, ow = img.shape[0] - th + 1, img.shape[1] - tw + 1
+    if oh < 1 or ow < 1:
+        raise ValueError("the template must fit inside the image")
+
+    # Sums of the image and its square over every template-sized window (integral images).
+    def window_sums(a: np.ndarray) -> np.ndarray:
+        c = np.zeros((a.shape[0] + 1, a.shape[1] + 1))
+        c[1:, 1:] = a.cumsum(0).cumsum(1)
+        return c[th:, tw:] - c[:-th, tw:] - c[th:, :-tw] + c[:-th, :-tw]
+
+    s1, s2 = window_sums(img), window_sums(img * img)
+    # Cross-correlation by FFT (convolution with the flipped template), the 'valid' part.
+    shape = (img.shape[0] + th - 1, img.shape[1] + tw - 1)
+    full = np.fft.irfft2(np.fft.rfft2(img, shape) * np.fft.rfft2(tpl[::-1, ::-1], shape), shape)
+    xcorr = full[th - 1 : th - 1 + oh, tw - 1 : tw - 1 + ow]
+    n = th * tw
+    t_centered = tpl - tpl.mean()
+    numerator = xcorr - s1 * tpl.mean()
+    image_var = np.maximum(s2 - s1 * s1 / n, 0.0)
+    denominator = np.sqrt(image_var * (t_centered * t_centered).sum())
+    out = np.zeros_like(numerator)
+    ok = denominator > np.finfo(np.float32).eps
+    out[ok] = numerator[ok] / denominator[ok]
+    return out
+
+
 def _crop_ncc(template: np.ndarray, current: np.ndarray, y0: int, x0: int) -> float | None:
     """NCC of ``template`` with ``current`` at ``(y0, x0)``, over the part inside the frame.
 
@@ -352,8 +390,6 @@ def estimate_object_shift(
     Shift
         ``source="object"`` when a better, believable match was found; otherwise ``start``.
     """
-    from skimage.feature import match_template
-
     prev = np.asarray(previous, dtype=np.float32)
     cur = np.asarray(current, dtype=np.float32)
     box = _template_box(prompt, prev.shape, margin) if prev.shape == cur.shape else None
