@@ -213,9 +213,9 @@ def test_conda_recipe_matches_pyproject():
     assert "- rescunet-ij --help" in text
     run = text.split("\n  run:\n", 1)[1].split("\n  run_constrained:", 1)[0]
     pins = dict(re.findall(r"^\s+- ([\w.-]+) (>=[\w.]+)\s*$", run, re.M))
-    conda_name = {"torch": "pytorch", "matplotlib": "matplotlib-base"}
+    conda_name = {"torch": "pytorch", "matplotlib": "matplotlib-base", "dask": "dask-core"}
     for dep in PYPROJECT["project"]["dependencies"]:
-        name, bound = re.fullmatch(r"([\w.-]+)(>=[\w.]+)", dep).groups()
+        name, bound = re.fullmatch(r"([\w.-]+)(?:\[[\w,]+\])?(>=[\w.]+)", dep).groups()
         assert pins.get(conda_name.get(name, name)) == bound, f"recipe run: {dep}"
     assert len(pins) == len(PYPROJECT["project"]["dependencies"])
     constrained = text.split("\n  run_constrained:\n", 1)[1].split("\n\n", 1)[0]
