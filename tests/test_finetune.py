@@ -249,3 +249,12 @@ def test_cli_finetune_end_to_end(case, tmp_path, capsys):
     )
     assert "no corrections found" in capsys.readouterr().err
     assert not (tmp_path / "x.rescunet").exists()
+
+
+def test_a_model_trained_by_api_train_replays_its_own_training_set(case, tmp_path):
+    """api.train records the training set, so the first fine-tuning replays it unasked."""
+    base = api.load_model(case["base"])
+    assert base.extra["training_data"] == str(Path(case["set"]).resolve())
+    result = api.finetune(case["base"], case["movie"], case["corrected"], None, epochs=1)
+    assert result.n_replay > 0
+    assert result.model.extra["lineage"][-1]["replay_source"] == base.extra["training_data"]

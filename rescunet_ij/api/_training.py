@@ -255,8 +255,16 @@ def train(
     note = scale_warning(config.window_size, config.model.input_size)
     if note:
         warnings.warn(note, stacklevel=2)
+    # The set's path goes with the model, so a later api.finetune can replay it (not forget).
+    where = Path(training_data).resolve()
     return train_model(
-        samples, config, output=output, init_from=loaded, callbacks=callbacks, overwrite=overwrite
+        samples,
+        config,
+        output=output,
+        init_from=loaded,
+        callbacks=callbacks,
+        overwrite=overwrite,
+        metadata={"training_data": str(where)},
     )
 
 

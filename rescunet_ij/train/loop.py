@@ -445,6 +445,7 @@ def train_model(
     init_from: LoadedModel | None = None,
     callbacks: TrainCallbacks | None = None,
     overwrite: bool = False,
+    metadata: dict[str, Any] | None = None,
     _checkpoint_interval_s: float = 60.0,
 ) -> TrainResult:
     """Train (or fine-tune) a ReSCU-Net on training samples.
@@ -469,6 +470,9 @@ def train_model(
         Progress hooks and cancellation (:class:`TrainCallbacks`).
     overwrite
         Replace an existing model file, history CSV or plot.
+    metadata
+        JSON-ready values kept in the model's ``extra`` metadata (e.g. ``training_data``, the
+        training set's path, which :func:`rescunet_ij.api.finetune` replays).
 
     Returns
     -------
@@ -530,6 +534,7 @@ def train_model(
             callbacks or TrainCallbacks(),
             _checkpoint_interval_s,
             dist,
+            dict(metadata or {}),
         )
         with sigterm_as_interrupt():
             try:

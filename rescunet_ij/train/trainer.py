@@ -143,6 +143,7 @@ class Trainer:
     callbacks: TrainCallbacks
     checkpoint_interval_s: float
     dist: DistContext | None = None  # under torchrun: this rank's place (distributed.py)
+    metadata: dict[str, Any] = field(default_factory=dict)  # the caller's, kept in the model
 
     # Set by setup():
     eff: TrainConfig = field(init=False)  # config with the computed max normalisation filled in
@@ -606,5 +607,6 @@ class Trainer:
             "batch_size_used": self.global_batch_size,
             "world_size": self.world_size,
             "init_from": str(init.path) if init is not None and init.path else None,
+            **self.metadata,
             **updates,
         }
