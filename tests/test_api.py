@@ -197,7 +197,13 @@ SERVICE_SHELLS = [
 
 
 # commands in their own modules
-CLI_SHELLS = ["cli_finetune.py", "cli_interop.py", "cli_bioimageio.py", "cli_batch.py"]
+CLI_SHELLS = [
+    "cli_propagate.py",
+    "cli_finetune.py",
+    "cli_interop.py",
+    "cli_bioimageio.py",
+    "cli_batch.py",
+]
 
 
 @pytest.mark.parametrize(
@@ -221,6 +227,7 @@ def test_shells_call_only_the_api(shell):
             "rescunet_ij.notebook",
             "rescunet_ij.service",
             "rescunet_ij.cli_status",
+            "rescunet_ij.cli_propagate",
             "rescunet_ij.cli_finetune",
             "rescunet_ij.cli_interop",
             "rescunet_ij.cli_bioimageio",
@@ -259,6 +266,7 @@ LAYERS = [
         "service",
         "fiji_install",
         "__main__",
+        "cli_propagate",
         "cli_finetune",
         "cli_interop",
         "cli_bioimageio",
