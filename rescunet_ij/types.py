@@ -73,7 +73,7 @@ class Outline:
     edited
         ``True`` for a prediction (it has a ``confidence``) whose polygon was changed after
         rescunet-ij wrote it: the stored geometry hash no longer matches (see
-        :func:`rescunet_ij.io.rois.outline_hash`). An edited outline is the user's, like one
+        :func:`rescunet_ij.io.provenance.outline_hash`). An edited outline is the user's, like one
         without ``confidence`` (:attr:`origin`); writers store it as a user outline.
     """
 

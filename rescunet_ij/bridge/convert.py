@@ -29,14 +29,17 @@ import numpy as np
 
 from ..errors import DataError, ImageJError
 from ..io.identity import OBJECT_ID_PROPERTY, RoiRecord, describe_roi, resolve_identities
-from ..io.rois import (
+from ..io.provenance import (
     OUTLINE_HASH_PROPERTY,
+    float_property,
+    outline_hash,
+    prediction_edited,
+)
+from ..io.rois import (
     RawRoi,
     composite_part,
     is_default_imagej_name,
     object_color,
-    outline_hash,
-    prediction_edited,
     raw_rois_to_outlines,
     roi_labels,
 )
@@ -274,13 +277,6 @@ def _outline(loc: _Located, oid: int) -> Outline:
     if name is not None and (is_default_imagej_name(name) or name == f"object-{oid}"):
         name = None
     props = loc.raw.properties
-
-    def _f(key: str) -> float | None:
-        try:
-            return float(str(props[key]).strip()) if key in props else None
-        except ValueError:
-            return None
-
     return Outline(
         object_id=oid,
         frame=loc.frame,
@@ -288,8 +284,8 @@ def _outline(loc: _Located, oid: int) -> Outline:
         z=loc.z,
         c=loc.c,
         name=name,
-        confidence=_f("confidence"),
-        prompt_iou=_f("prompt_iou"),
+        confidence=float_property(props, "confidence"),
+        prompt_iou=float_property(props, "prompt_iou"),
         # a prediction whose polygon no longer matches its stored hash was edited by the user
         edited=prediction_edited(props, loc.raw.polygon),
     )

@@ -46,6 +46,7 @@ from .identity import (
     resolve_identities,
     short_list,
 )
+from .provenance import OUTLINE_HASH_PROPERTY, float_property, outline_hash, prediction_edited
 
 __all__ = [
     "OBJECT_ID_PROPERTY",
@@ -73,14 +74,6 @@ PALETTE: tuple[str, ...] = (
     "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#fffac8", "#aaffc3", "#ffd8b1",
 )  # fmt: skip
 """Distinct, bright stroke colours; object ``k`` gets ``PALETTE[(k - 1) % len(PALETTE)]``."""
-
-OUTLINE_HASH_PROPERTY = "outline_hash"
-"""ROI property holding :func:`outline_hash` of a prediction's polygon as written.
-
-A prediction read back with a polygon that no longer matches it was edited by the user
-(:attr:`rescunet_ij.types.Outline.edited`). Predictions written before this property existed carry
-none and count as the model's output.
-"""
 
 _AREA_KINDS = {"polygon", "freehand", "traced", "rectangle", "oval", "composite"}
 
@@ -131,39 +124,6 @@ class RawRoi:
 def object_color(object_id: int) -> str:
     """The stroke colour (``#rrggbb``) rescunet-ij uses for an object."""
     return PALETTE[(int(object_id) - 1) % len(PALETTE)]
-
-
-def outline_hash(polygon: np.ndarray) -> str:
-    """A short hash (12 hex digits) of a polygon's geometry, as an ImageJ ROI stores it.
-
-    The vertices are taken at the float32 precision of a sub-pixel ROI, rounded to 1/1000 pixel,
-    without a closing vertex that repeats the first, so the hash of a polygon written by
-    :func:`write_rois` equals the hash of the polygon read back, and moving, adding or deleting
-    any vertex changes it. Renaming a ROI or recolouring it does not.
-    """
-    import hashlib
-
-    poly = np.asarray(polygon, dtype=np.float64).reshape(-1, 2)
-    if len(poly) > 1 and np.array_equal(poly[0], poly[-1]):
-        poly = poly[:-1]
-    grid = np.round(poly.astype(np.float32).astype(np.float64) * 1000.0).astype("<i8")
-    return hashlib.blake2b(grid.tobytes(), digest_size=6).hexdigest()
-
-
-def prediction_edited(properties: dict[str, Any], polygon: np.ndarray | None) -> bool:
-    """Whether a ROI is a prediction the user edited: its polygon no longer matches its hash.
-
-    ``properties`` are the ROI's (from a file or a live ImageJ ROI) and ``polygon`` its outline
-    as read, before any clipping. A ROI without ``confidence`` is no prediction; a prediction
-    without :data:`OUTLINE_HASH_PROPERTY` (written before hashes existed) counts as unedited.
-    """
-    stored = properties.get(OUTLINE_HASH_PROPERTY)
-    return (
-        _float_prop(properties, "confidence") is not None
-        and stored is not None
-        and polygon is not None
-        and str(stored).strip() != outline_hash(polygon)
-    )
 
 
 def composite_part(rings: Sequence[np.ndarray]) -> tuple[np.ndarray | None, str | None]:
@@ -474,7 +434,7 @@ def _outlines(kept: list[_Kept], identity: Identity | str) -> list[Outline]:
         name = raw.name.strip() or None
         if name is not None and (is_default_imagej_name(name) or name == f"object-{oid}"):
             name = None  # positions and our own default names are not worth keeping
-        confidence = _float_prop(raw.properties, "confidence")
+        confidence = float_property(raw.properties, "confidence")
         edited = prediction_edited(raw.properties, raw.polygon)
         outlines.append(
             Outline(
@@ -485,7 +445,7 @@ def _outlines(kept: list[_Kept], identity: Identity | str) -> list[Outline]:
                 c=c,
                 name=name,
                 confidence=confidence,
-                prompt_iou=_float_prop(raw.properties, "prompt_iou"),
+                prompt_iou=float_property(raw.properties, "prompt_iou"),
                 edited=edited,
             )
         )
@@ -549,16 +509,6 @@ def raw_rois_to_outlines(
             "to the ROI Manager"
         )
     return _outlines(kept, identity)
-
-
-def _float_prop(props: dict[str, Any], key: str) -> float | None:
-    value = props.get(key)
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        return float(str(value).strip())
-    except ValueError:
-        return None
 
 
 def read_rois(

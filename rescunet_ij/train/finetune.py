@@ -8,8 +8,8 @@ model did (:attr:`rescunet_ij.types.Outline.origin`):
 * ``"user"``: it has no ``confidence`` (drawn in Fiji, or by another tool);
 * ``"edited"``: it is a prediction (it has a ``confidence``) whose polygon no longer matches the
   geometry hash :func:`rescunet_ij.io.rois.write_rois` stored with it
-  (:data:`~rescunet_ij.io.rois.OUTLINE_HASH_PROPERTY`). Predictions written without a hash (older
-  RoiSets) count as the model's output.
+  (:data:`~rescunet_ij.io.provenance.OUTLINE_HASH_PROPERTY`). Predictions written without a hash
+  (older RoiSets) count as the model's output.
 
 A user's outline is a **correction** when the same object has an outline (anyone's) in the
 previous frame of the same plane: that outline is what the network would have been prompted with,
